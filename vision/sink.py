@@ -1,0 +1,38 @@
+"""Where a camera worker hands its events.
+
+The worker knows nothing of HTTP or the database: it calls ``file`` on a
+``TicketSink``. The service provides two (``api.sinks``): one that writes to
+the database in the same process, and one that posts to the API of a service
+running elsewhere. Filing is idempotent on ``event.event_id``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from vision.types import Event
+
+
+@dataclass(frozen=True, slots=True)
+class FiledTicket:
+    ticket_id: str
+    created: bool  # False when the event was already filed (a retry)
+
+
+class TicketSink(Protocol):
+    def file(self, event: Event) -> FiledTicket: ...
+
+
+class MemorySink:
+    """Keeps filed events in a list: for tests and the eval harness."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def file(self, event: Event) -> FiledTicket:
+        for index, known in enumerate(self.events):
+            if known.event_id == event.event_id:
+                return FiledTicket(ticket_id=str(index), created=False)
+        self.events.append(event)
+        return FiledTicket(ticket_id=str(len(self.events) - 1), created=True)
