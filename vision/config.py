@@ -124,8 +124,15 @@ class ThrowConfig(_Strict):
 
 
 class ClipConfig(_Strict):
+    """Clips of street findings; throws have their own in ``ThrowConfig``."""
+
     preroll_s: float = Field(default=5.0, ge=0.0)
     postroll_s: float = Field(default=3.0, ge=0.0)
+    max_clip_s: float = Field(
+        default=20.0,
+        gt=0.0,
+        description="Longest clip; a long dwell keeps its last seconds.",
+    )
 
 
 class CameraConfig(_Strict):

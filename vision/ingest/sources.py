@@ -63,6 +63,7 @@ class VideoSource:
         self._stream = self._container.streams.video[0]
         self._stream.thread_type = "AUTO"
         self.info = self._describe()
+        self.read_duration_s = 0.0
 
     def _describe(self) -> SourceInfo:
         stream = self._stream
@@ -86,6 +87,8 @@ class VideoSource:
 
         ``started_at`` is the wall-clock time of stream time zero; it defaults
         to now. Raises ``SourceError`` when the data turns out not to decode.
+        ``read_duration_s`` grows with the frames read: the true duration once
+        a recording has been read to its end, whatever its header claims.
         """
         started_at = started_at or datetime.now(UTC)
         first_pts_s: float | None = None
@@ -101,7 +104,10 @@ class VideoSource:
                     # A repeated or out-of-order timestamp: keep time moving
                     # forward by a hair so dwell timers never run backwards.
                     ts_s = last_ts_s + 1e-3
+                step_s = ts_s - last_ts_s if index else 0.0
                 last_ts_s = ts_s
+                # The last frame lasts as long as the one before it.
+                self.read_duration_s = ts_s + step_s
                 yield Frame(
                     image=av_frame.to_ndarray(format="bgr24"),
                     ts_s=ts_s,
@@ -136,14 +142,18 @@ def check_file_readable(path: str) -> None:
             if not container.streams.video:
                 raise SourceError(f"video {path}: holds no video stream")
             stream = container.streams.video[0]
-            packets = 0
-            for packet in container.demux(stream):
-                if packet.size:
-                    packets += 1
+            indexed = stream.frames  # from the container's index; 0 if unknown
+            packets = sum(1 for packet in container.demux(stream) if packet.size)
     except av.error.FFmpegError as exc:
         raise SourceError(f"video {path}: {_reason(exc)}") from None
+
     if packets == 0:
         raise SourceError(f"video {path}: holds no video frames")
+    if indexed and packets < indexed:
+        raise SourceError(
+            f"video {path}: truncated: its index lists {indexed} frames but "
+            f"only {packets} are present"
+        )
 
 
 def _frame_time_s(av_frame: av.VideoFrame, index: int, fps: float | None) -> float:
@@ -157,5 +167,7 @@ def _frame_time_s(av_frame: av.VideoFrame, index: int, fps: float | None) -> flo
 
 
 def _reason(exc: BaseException) -> str:
-    text = getattr(exc, "strerror", None) or str(exc)
-    return text.rstrip(".")
+    text = (getattr(exc, "strerror", None) or str(exc)).rstrip(".")
+    if "Invalid data" in text:
+        text += " (not a video file, or a truncated one)"
+    return text

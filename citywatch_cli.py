@@ -1,0 +1,164 @@
+"""The ``citywatch`` command: wires settings to the pipeline, service and tools.
+
+Every expected failure (a missing file, a camera file with a typo, a store
+that refuses) ends as one line on stderr naming the problem, and exit code 2;
+``--debug`` shows tracebacks for the unexpected ones.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+
+from vision.errors import CitywatchError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Cameras that notice city problems, keep the evidence and file tickets.",
+)
+models_app = typer.Typer(no_args_is_help=True, help="The model catalog.")
+app.add_typer(models_app, name="models")
+
+logger = logging.getLogger("citywatch")
+_debug = False
+
+T = TypeVar("T")
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option(help="Show tracebacks and debug logs.")] = False,
+    quiet: Annotated[bool, typer.Option(help="Only warnings and errors.")] = False,
+) -> None:
+    global _debug
+    _debug = debug
+    level = logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"citywatch: error: {message}", err=True)
+    raise typer.Exit(code=2)
+
+
+def _guarded(action: Callable[[], T]) -> T:
+    """Run ``action``; expected failures become one line and exit code 2."""
+    try:
+        return action()
+    except CitywatchError as exc:
+        if _debug:
+            raise
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        typer.echo("citywatch: stopped", err=True)
+        raise typer.Exit(code=130) from None
+    raise AssertionError("unreachable")
+
+
+@app.command()
+def watch(
+    source: Annotated[str, typer.Argument(help="Video file, or a stream URL.")],
+    camera: Annotated[
+        Path | None,
+        typer.Option(help="Camera file (YAML); without it, throws on the whole frame."),
+    ] = None,
+) -> None:
+    """Analyse a video file to its end (a stream until stopped) and file tickets."""
+    from api.settings import get_settings
+    from api.watch import watch_source
+
+    report = _guarded(lambda: watch_source(source, camera, get_settings()))
+    _print_report(report)
+
+
+def _print_report(report) -> None:
+    typer.echo(
+        f"{report.frames} frames, {report.duration_s:.1f} s of video from camera "
+        f"{report.camera_id}: {len(report.tickets)} ticket(s)"
+    )
+    for ticket in report.tickets:
+        typer.echo(
+            f"  ticket {ticket.ticket_id}  {ticket.category:<16} "
+            f"{ticket.started_ts_s:6.1f}-{ticket.ended_ts_s:6.1f} s  "
+            f"evidence {ticket.evidence_state}"
+        )
+        for kind, location in ticket.evidence:
+            typer.echo(f"      {kind:<10} {location}")
+    typer.echo(f"database: {report.database}")
+    typer.echo(f"evidence: {report.store}")
+
+
+@app.command()
+def serve() -> None:
+    """Run the HTTP API (tickets, reviews, evidence) with the settings' database."""
+    from api.main import run_server
+    from api.settings import get_settings
+
+    _guarded(lambda: run_server(get_settings()))
+
+
+@app.command()
+def detect(
+    images: Annotated[list[Path], typer.Argument(help="Image files.")],
+    model: Annotated[str, typer.Option(help="Catalog name or ONNX file.")] = "yolo11n-coco",
+    min_score: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.25,
+) -> None:
+    """Print each image's detections as JSON lines (pixel x1 y1 x2 y2)."""
+    from api.settings import get_settings
+    from api.watch import load_detector
+    from vision.detect.detector import detect_files
+
+    def run() -> None:
+        detector = load_detector(model, get_settings())
+        for row in detect_files(detector, images, min_score=min_score):
+            typer.echo(json.dumps(row))
+
+    _guarded(run)
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """The catalog: name, input size, classes, licence."""
+    from models.catalog import load_catalog
+
+    for entry in load_catalog().values():
+        source = "download" if entry.url else "local build"
+        typer.echo(
+            f"{entry.name:<22} {entry.task:<6} {entry.input_size_px:>4}px "
+            f"{len(entry.class_names):>3} classes  {source:<11} {entry.licence}"
+        )
+
+
+@models_app.command("pull")
+def models_pull(name: Annotated[str, typer.Argument(help="Catalog name.")]) -> None:
+    """Fetch a model from the mirror directory or its URL and check its hash."""
+    from api.settings import get_settings
+    from models.catalog import pull
+
+    def run() -> Path:
+        settings = get_settings()
+        return pull(
+            name, model_dir=settings.model_dir, mirror_dir=settings.model_mirror_dir
+        )
+
+    path = _guarded(run)
+    typer.echo(str(path))
+
+
+def main() -> None:
+    app(prog_name="citywatch")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,33 @@
+"""Fixtures shared by every test: where the shared footage and models lie."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DIR = Path(os.environ.get("CITYWATCH_SHARED_DIR", REPO_ROOT.parent / "shared"))
+
+pytest_plugins = ["tests.s3server"] if (REPO_ROOT / "tests" / "s3server.py").exists() else []
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """The shared footage, labelled sets and model mirror (read-only)."""
+    if not (SHARED_DIR / "data").is_dir():
+        pytest.fail(
+            f"shared data not found at {SHARED_DIR}; set CITYWATCH_SHARED_DIR"
+        )
+    return SHARED_DIR
+
+
+@pytest.fixture(scope="session")
+def videos_dir(shared_dir: Path) -> Path:
+    return shared_dir / "data" / "videos"
+
+
+@pytest.fixture(scope="session")
+def models_mirror(shared_dir: Path) -> Path:
+    return shared_dir / "models"
