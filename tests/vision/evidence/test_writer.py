@@ -90,10 +90,12 @@ def test_throw_evidence_is_playable_and_recorded(
 
     record = json.loads((tmp_path / kinds[EvidenceKind.METADATA].key).read_bytes())
     assert record["clip"]["event_offset_s"] == pytest.approx(13 / 30)
-    assert record["trajectory"][0] == {"t_s": pytest.approx(0.433, abs=1e-3),
-                                       "x": 612.0, "y": 35.0}
-    assert {o["kind"] for o in record["objects"]} == {"clip", "snapshot",
-                                                     "trajectory"}
+    assert record["trajectory"][0] == {
+        "t_s": pytest.approx(0.433, abs=1e-3),
+        "x": 612.0,
+        "y": 35.0,
+    }
+    assert {o["kind"] for o in record["objects"]} == {"clip", "snapshot", "trajectory"}
 
 
 def test_no_frames_gives_missing_evidence_not_silence(tmp_path: Path) -> None:
