@@ -10,7 +10,7 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DIR = Path(os.environ.get("CITYWATCH_SHARED_DIR", REPO_ROOT.parent / "shared"))
 
-pytest_plugins = ["tests.s3server"] if (REPO_ROOT / "tests" / "s3server.py").exists() else []
+pytest_plugins = ["tests.s3server"]
 
 
 @pytest.fixture(scope="session")
