@@ -10,8 +10,9 @@ Every failure that a person running cameras can act on has its own type under
      │    └── CameraUnavailable a live camera does not answer
      ├── FrameError             one frame or image is unusable
      ├── ModelLoadError         a detector model cannot be loaded or used
-     └── StoreError             the object store refused or is unreachable
-          └── ClipUploadError   one evidence object could not be stored
+     ├── StoreError             the object store refused or is unreachable
+     │    └── ClipUploadError   one evidence object could not be stored
+     └── SinkError              a ticket could not be filed
 """
 
 
@@ -45,3 +46,7 @@ class StoreError(CitywatchError):
 
 class ClipUploadError(StoreError):
     """One evidence object could not be put in the object store."""
+
+
+class SinkError(CitywatchError):
+    """A ticket sink could not file an event (the service is unreachable)."""

@@ -21,7 +21,12 @@ class FiledTicket:
 
 
 class TicketSink(Protocol):
-    def file(self, event: Event) -> FiledTicket: ...
+    def file(self, event: Event) -> FiledTicket:
+        """File ``event``; a retry of the same event id files nothing new.
+
+        Raises ``vision.errors.SinkError`` when the ticket cannot be filed.
+        """
+        ...
 
 
 class MemorySink:

@@ -1,0 +1,158 @@
+"""The FastAPI application: tickets, reviews, evidence and event filing.
+
+``create_app`` takes every collaborator (settings, evidence store, session
+factory) so tests and embedders can hand in their own; whatever is not given
+is built from the settings. Domain errors become HTTP answers in one place
+(``ERROR_RESPONSES``), each with a stable ``detail`` code and a readable
+``message``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from functools import partial
+
+from fastapi import FastAPI, Request, status
+from fastapi.responses import JSONResponse
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import DataError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from api import tickets
+from api.db import make_engine, make_session_factory, upgrade
+from api.deps import SessionDep
+from api.routes import events as events_routes
+from api.routes import tickets as tickets_routes
+from api.schemas import Health
+from api.settings import Settings, get_settings
+from api.storage import build_store
+from vision.errors import StoreError
+from vision.evidence.objects import ObjectStore
+
+logger = logging.getLogger(__name__)
+
+# Most specific first: the first matching class answers.
+ERROR_RESPONSES: list[tuple[type[Exception], int, str]] = [
+    (tickets.TicketNotFound, status.HTTP_404_NOT_FOUND, "ticket_not_found"),
+    (tickets.EvidenceNotFound, status.HTTP_404_NOT_FOUND, "evidence_not_found"),
+    (tickets.IllegalTransition, status.HTTP_409_CONFLICT, "illegal_transition"),
+    (tickets.InvalidReview, status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_review"),
+    (tickets.InvalidEvent, status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_event"),
+    (DataError, status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_value"),
+    (StoreError, status.HTTP_503_SERVICE_UNAVAILABLE, "evidence_store_unavailable"),
+    (OperationalError, status.HTTP_503_SERVICE_UNAVAILABLE, "database_unavailable"),
+]
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    store: ObjectStore | None = None,
+    session_factory: sessionmaker[Session] | None = None,
+) -> FastAPI:
+    """The API over the settings' database and evidence store.
+
+    The database schema must be at head (``api.db.upgrade``); the store is
+    built on the first evidence request when not given, so the API answers
+    about tickets even while the store is unreachable.
+    """
+    settings = settings or get_settings()
+    engine: Engine | None = None
+    if session_factory is None:
+        assert settings.database_url is not None  # derived by Settings
+        engine = make_engine(settings.database_url)
+        session_factory = make_session_factory(engine)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if engine is not None:
+            engine.dispose()
+
+    app = FastAPI(
+        title="citywatch",
+        summary="Tickets filed by city cameras, their evidence and their review.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.session_factory = session_factory
+    app.state.store = store
+    app.state.store_builder = partial(build_store, settings)
+
+    app.include_router(tickets_routes.router)
+    app.include_router(events_routes.router)
+    app.add_api_route(
+        "/healthz",
+        healthz,
+        methods=["GET"],
+        tags=["health"],
+        response_model=Health,
+        responses={503: {"model": Health, "description": "Database unreachable."}},
+    )
+    _install_error_responses(app)
+    return app
+
+
+def healthz(session: SessionDep) -> JSONResponse:
+    """200 when the database answers, 503 when it does not."""
+    try:
+        session.execute(text("SELECT 1"))
+    except OperationalError:
+        logger.warning("health check: the database does not answer", exc_info=True)
+        body = Health(status="unavailable", database="unreachable")
+        return JSONResponse(body.model_dump(), status.HTTP_503_SERVICE_UNAVAILABLE)
+    return JSONResponse(Health(status="ok", database="ok").model_dump())
+
+
+def _install_error_responses(app: FastAPI) -> None:
+    for error_type, status_code, detail in ERROR_RESPONSES:
+        app.add_exception_handler(error_type, _error_handler(status_code, detail))
+
+
+def _error_handler(
+    status_code: int, detail: str
+) -> Callable[[Request, Exception], JSONResponse]:
+    def handle(request: Request, exc: Exception) -> JSONResponse:
+        message = _message(exc)
+        # A refused request is the client's business, not an operator's;
+        # a service that cannot reach its database or store needs a human.
+        level = logging.INFO if status_code < 500 else logging.ERROR
+        logger.log(
+            level,
+            "%s %s -> %s %s: %s",
+            request.method,
+            request.url.path,
+            status_code,
+            detail,
+            message,
+        )
+        return JSONResponse(
+            {"detail": detail, "message": message}, status_code=status_code
+        )
+
+    return handle
+
+
+def _message(exc: Exception) -> str:
+    if isinstance(exc, DataError | OperationalError):
+        # The driver's text may quote the statement and its values.
+        return str(exc.orig).splitlines()[0] if exc.orig else type(exc).__name__
+    return str(exc)
+
+
+def run_server(settings: Settings) -> None:
+    """Run the API with uvicorn on ``api_host:api_port`` until stopped."""
+    import uvicorn
+
+    assert settings.database_url is not None  # derived by Settings
+    upgrade(settings.database_url)  # a no-op when the schema is already at head
+    logger.info("serving the API on %s:%s", settings.api_host, settings.api_port)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.api_host,
+        port=settings.api_port,
+        log_level=settings.log_level.lower(),
+    )

@@ -1,0 +1,218 @@
+"""Process settings of the service: database, object store, paths, server.
+
+Settings come from, highest priority first: keyword arguments, environment
+variables prefixed ``CITYWATCH_`` (``CITYWATCH_DATABASE_URL``), and an optional
+settings file named by ``CITYWATCH_SETTINGS_FILE``: YAML (keys are field names,
+``database_url: ...``) or a ``.env`` file (keys carry the prefix). Unknown keys
+in a settings file are refused, so a typo never silently falls back to a
+default.
+
+Paths left unset derive from ``data_dir``: the database, the evidence store,
+the spool and the model directory all live under ``./var`` by default, which
+is the single-machine setup. Secrets have no defaults; outside development the
+well-known placeholder credentials are refused.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from dotenv import dotenv_values
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+from vision.errors import ConfigError
+
+ENV_PREFIX = "CITYWATCH_"
+SETTINGS_FILE_ENV = f"{ENV_PREFIX}SETTINGS_FILE"
+
+# Credentials that ship in examples and quick starts; fine on a laptop,
+# never on a deployed service.
+_PLACEHOLDER_SECRETS = frozenset({"minioadmin", "changethis", "changeme", "secret"})
+_WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="forbid", validate_default=True
+    )
+
+    environment: Literal["development", "production"] = Field(
+        default="development",
+        description="Outside development, placeholder secrets are refused.",
+    )
+    data_dir: Path = Field(
+        default=Path("./var"),
+        description="Root of everything the service keeps on local disk.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; default sqlite:///{data_dir}/citywatch.db. "
+        "PostgreSQL: postgresql+psycopg://user:password@host/db.",
+    )
+
+    store_kind: Literal["local", "s3"] = "local"
+    store_dir: Path | None = Field(
+        default=None, description="Local evidence store; default {data_dir}/evidence."
+    )
+    s3_endpoint: str | None = Field(
+        default=None, description="host:port of the S3 or MinIO server."
+    )
+    s3_access_key: SecretStr | None = None
+    s3_secret_key: SecretStr | None = None
+    s3_bucket: str = "citywatch-evidence"
+    s3_secure: bool = Field(default=True, description="Use HTTPS to the store.")
+    s3_region: str | None = None
+
+    spool_dir: Path | None = Field(
+        default=None,
+        description="Evidence waiting for the store; default {data_dir}/spool.",
+    )
+    model_dir: Path | None = Field(
+        default=None, description="Pulled model weights; default {data_dir}/models."
+    )
+    model_mirror_dir: Path | None = Field(
+        default=None,
+        description="Local directory to copy models from when offline.",
+    )
+
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8080, ge=1, le=65535)
+    api_url: str | None = Field(
+        default=None,
+        description="Base URL that remote camera workers post events to; "
+        "default http://{api_host}:{api_port}.",
+    )
+    ort_intra_op_threads: int | None = Field(
+        default=None, ge=1, description="onnxruntime threads; None lets it decide."
+    )
+    log_level: str = "INFO"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        file_source = _settings_file_source(settings_cls)
+        if file_source is not None:
+            sources.append(file_source)
+        return tuple(sources)
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_log_level(cls, value: str) -> str:
+        name = value.upper()
+        if not isinstance(logging.getLevelName(name), int):
+            raise ValueError(
+                f"log_level must be DEBUG, INFO, WARNING, ERROR or CRITICAL, "
+                f"not {value!r}"
+            )
+        return name
+
+    @model_validator(mode="after")
+    def _derive_and_check(self) -> Settings:
+        self.database_url = self.database_url or (
+            f"sqlite:///{self.data_dir / 'citywatch.db'}"
+        )
+        self.store_dir = self.store_dir or self.data_dir / "evidence"
+        self.spool_dir = self.spool_dir or self.data_dir / "spool"
+        self.model_dir = self.model_dir or self.data_dir / "models"
+        if self.api_url is None:
+            host = "127.0.0.1" if self.api_host in _WILDCARD_HOSTS else self.api_host
+            self.api_url = f"http://{host}:{self.api_port}"
+        if self.store_kind == "s3":
+            self._check_s3()
+        return self
+
+    def _check_s3(self) -> None:
+        missing = [
+            name
+            for name in ("s3_endpoint", "s3_access_key", "s3_secret_key")
+            if not getattr(self, name)
+        ]
+        if missing:
+            raise ValueError(
+                f"store_kind 's3' needs {', '.join(missing)} "
+                f"(set {', '.join(ENV_PREFIX + m.upper() for m in missing)})"
+            )
+        if self.environment == "development":
+            return
+        for name in ("s3_access_key", "s3_secret_key"):
+            secret: SecretStr = getattr(self, name)
+            if secret.get_secret_value().lower() in _PLACEHOLDER_SECRETS:
+                raise ValueError(
+                    f"{name} is a placeholder value; set a real credential "
+                    f"outside development"
+                )
+
+
+def _settings_file_source(
+    settings_cls: type[BaseSettings],
+) -> PydanticBaseSettingsSource | None:
+    """The source for the file named by CITYWATCH_SETTINGS_FILE, if any."""
+    name = os.environ.get(SETTINGS_FILE_ENV)
+    if not name:
+        return None
+    path = Path(name)
+    if not path.is_file():
+        raise ConfigError(f"{SETTINGS_FILE_ENV}={name}: no such settings file")
+    if path.suffix.lower() in {".yaml", ".yml"}:
+        return YamlConfigSettingsSource(settings_cls, yaml_file=path)
+    if path.name.endswith(".env") or path.suffix == "":
+        return _PrefixedDotEnvSource(settings_cls, path)
+    raise ConfigError(
+        f"{SETTINGS_FILE_ENV}={name}: expected a .yaml, .yml or .env file"
+    )
+
+
+class _PrefixedDotEnvSource(PydanticBaseSettingsSource):
+    """The ``CITYWATCH_`` lines of a .env file; other lines are left alone
+    (the file may be shared with other services), but a prefixed key that
+    names no setting is refused like any unknown field."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path) -> None:
+        super().__init__(settings_cls)
+        self._values = {
+            name[len(ENV_PREFIX) :].lower(): value
+            for name, value in dotenv_values(path).items()
+            if name.upper().startswith(ENV_PREFIX) and value is not None
+        }
+
+    def get_field_value(
+        self, field: FieldInfo, field_name: str
+    ) -> tuple[Any, str, bool]:
+        return self._values.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self._values)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings now; a bad value raises ConfigError naming the field."""
+    try:
+        return Settings(**overrides)
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(f"invalid settings: {exc}") from exc
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The process settings, read once. Tests call ``get_settings.cache_clear``."""
+    return load_settings()

@@ -1,0 +1,152 @@
+"""Ticket sinks the camera worker hands its events to.
+
+``DatabaseSink`` files in the same process (the single-machine default);
+``HttpSink`` posts to the API of a service running elsewhere. Both are
+idempotent on the event id, so a worker may retry a filing whose answer it
+never saw without making a second ticket.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import httpx
+from sqlalchemy.orm import Session, sessionmaker
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential,
+)
+
+from api.tickets import file_event
+from vision.errors import SinkError
+from vision.sink import FiledTicket
+from vision.types import Event
+
+logger = logging.getLogger(__name__)
+
+# Answers worth retrying: the service is restarting, overloaded or its
+# database is briefly unavailable.
+_RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+class TicketFilingError(SinkError):
+    """An event could not be filed as a ticket."""
+
+
+class DatabaseSink:
+    """Files tickets straight into the database."""
+
+    def __init__(self, session_factory: sessionmaker[Session]) -> None:
+        self._session_factory = session_factory
+
+    def file(self, event: Event) -> FiledTicket:
+        with self._session_factory() as session:
+            ticket, created = file_event(session, event)
+            return FiledTicket(ticket_id=str(ticket.id), created=created)
+
+
+class HttpSink:
+    """Posts events to ``{base_url}/api/events``, retrying with backoff.
+
+    Network errors and 5xx answers are retried ``retries`` times, waiting
+    ``backoff_s``, twice that, ... up to ``max_backoff_s``; a 4xx answer is
+    final (the event itself is wrong) and raises at once.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout_s: float = 10.0,
+        retries: int = 5,
+        backoff_s: float = 0.5,
+        max_backoff_s: float = 30.0,
+        client: httpx.Client | None = None,
+    ) -> None:
+        if retries < 0:
+            raise ValueError(f"retries: expected >= 0, got {retries}")
+        if timeout_s <= 0:
+            raise ValueError(f"timeout_s: expected > 0, got {timeout_s}")
+        self.base_url = base_url.rstrip("/")
+        self.retries = retries
+        self.backoff_s = backoff_s
+        self.max_backoff_s = max_backoff_s
+        self._client = client or httpx.Client(timeout=timeout_s)
+        self._owns_client = client is None
+
+    def file(self, event: Event) -> FiledTicket:
+        retrying = Retrying(
+            retry=retry_if_exception(_is_transient),
+            stop=stop_after_attempt(self.retries + 1),
+            wait=wait_exponential(multiplier=self.backoff_s, max=self.max_backoff_s),
+            before_sleep=self._log_retry(event),
+            reraise=True,
+        )
+        try:
+            response = retrying(self._post, event)
+        except httpx.HTTPError as exc:
+            raise TicketFilingError(
+                f"could not file event {event.event_id} at {self.base_url}: "
+                f"{_describe(exc)}"
+            ) from exc
+        body = response.json()
+        return FiledTicket(
+            ticket_id=str(body["ticket_id"]),
+            created=response.status_code == httpx.codes.CREATED,
+        )
+
+    def close(self) -> None:
+        if self._owns_client:
+            self._client.close()
+
+    def __enter__(self) -> HttpSink:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _post(self, event: Event) -> httpx.Response:
+        response = self._client.post(
+            f"{self.base_url}/api/events",
+            content=event.model_dump_json(),
+            headers={"Content-Type": "application/json"},
+        )
+        response.raise_for_status()
+        return response
+
+    def _log_retry(self, event: Event) -> Callable[[RetryCallState], None]:
+        def log(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            logger.warning(
+                "filing event %s at %s failed (attempt %s of %s): %s; retrying",
+                event.event_id,
+                self.base_url,
+                state.attempt_number,
+                self.retries + 1,
+                _describe(exc) if exc else "unknown error",
+                extra={"camera_id": event.camera_id},
+            )
+
+        return log
+
+
+def _is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, httpx.HTTPStatusError):
+        return exc.response.status_code in _RETRY_STATUS
+    return isinstance(exc, httpx.TransportError)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, httpx.HTTPStatusError):
+        response = exc.response
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        detail = body.get("detail") if isinstance(body, dict) else None
+        return f"HTTP {response.status_code}" + (f" ({detail})" if detail else "")
+    return f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,155 @@
+"""The ticket sinks: in-process to the database, and over HTTP to the API."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from api.sinks import DatabaseSink, HttpSink, TicketFilingError
+from api.tables import Ticket
+from tests.api.builders import make_event
+from vision.sink import FiledTicket, TicketSink
+
+
+def ticket_count(session_factory: sessionmaker[Session]) -> int:
+    with session_factory() as session:
+        return session.scalar(select(func.count(Ticket.id))) or 0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def api_url(app: FastAPI) -> Iterator[str]:
+    """The app served by a real uvicorn server on a loopback port."""
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10.0
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10.0)
+
+
+def test_database_sink_files_once_per_event(
+    session_factory: sessionmaker[Session],
+) -> None:
+    sink: TicketSink = DatabaseSink(session_factory)
+    event = make_event()
+
+    first = sink.file(event)
+    again = sink.file(event)
+
+    assert first == FiledTicket(ticket_id=first.ticket_id, created=True)
+    assert again == FiledTicket(ticket_id=first.ticket_id, created=False)
+    assert ticket_count(session_factory) == 1
+
+
+def test_http_sink_files_through_a_running_api(
+    api_url: str, session_factory: sessionmaker[Session]
+) -> None:
+    event = make_event()
+    with HttpSink(api_url, timeout_s=5.0) as sink:
+        first = sink.file(event)
+        again = sink.file(event)
+        other = sink.file(make_event())
+
+    assert first.created and not again.created and other.created
+    assert again.ticket_id == first.ticket_id != other.ticket_id
+    assert ticket_count(session_factory) == 2
+
+
+def test_http_sink_posts_concurrently_without_duplicates(
+    api_url: str, session_factory: sessionmaker[Session]
+) -> None:
+    event = make_event()
+    results: list[FiledTicket] = []
+
+    def post() -> None:
+        with HttpSink(api_url, timeout_s=10.0) as sink:
+            results.append(sink.file(event))
+
+    threads = [threading.Thread(target=post) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len({filed.ticket_id for filed in results}) == 1
+    assert sum(filed.created for filed in results) == 1
+    assert ticket_count(session_factory) == 1
+
+
+def _sink_answering(*answers: int | Exception) -> tuple[HttpSink, list[int]]:
+    """An HttpSink whose requests get these answers in turn."""
+    calls: list[int] = []
+    replies = list(answers)
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        reply = replies.pop(0) if len(replies) > 1 else replies[0]
+        if isinstance(reply, Exception):
+            raise reply
+        body = {"ticket_id": 7, "created": reply == 201}
+        if reply >= 400:
+            body = {"detail": "invalid_event"}
+        return httpx.Response(reply, json=body)
+
+    client = httpx.Client(transport=httpx.MockTransport(handle))
+    sink = HttpSink("http://api.test", retries=3, backoff_s=0.0, client=client)
+    return sink, calls
+
+
+def test_http_sink_retries_unavailable_service() -> None:
+    sink, calls = _sink_answering(503, httpx.ConnectError("refused"), 201)
+
+    filed = sink.file(make_event())
+
+    assert filed == FiledTicket(ticket_id="7", created=True)
+    assert len(calls) == 3
+
+
+def test_http_sink_gives_up_after_its_retries() -> None:
+    sink, calls = _sink_answering(httpx.ConnectError("refused"))
+
+    with pytest.raises(TicketFilingError, match=r"could not file .* ConnectError"):
+        sink.file(make_event())
+
+    assert len(calls) == 4  # the first try and three retries
+
+
+def test_http_sink_does_not_retry_a_refused_event() -> None:
+    sink, calls = _sink_answering(422)
+
+    with pytest.raises(TicketFilingError, match=r"HTTP 422 \(invalid_event\)"):
+        sink.file(make_event())
+
+    assert len(calls) == 1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"retries": -1}, "retries"), ({"timeout_s": 0}, "timeout_s")],
+)
+def test_http_sink_refuses_bad_arguments(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        HttpSink("http://api.test", **kwargs)
