@@ -9,6 +9,7 @@ running elsewhere. Filing is idempotent on ``event.event_id``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Protocol
 
 from vision.types import Event
@@ -18,6 +19,34 @@ from vision.types import Event
 class FiledTicket:
     ticket_id: str
     created: bool  # False when the event was already filed (a retry)
+
+
+class VerificationOutcome(StrEnum):
+    GONE = "gone"  # the problem stayed away for the required time: verified
+    STILL_THERE = "still_there"  # the rule fired again at the same place: reopen
+
+
+@dataclass(frozen=True, slots=True)
+class VerificationRequest:
+    """The service asks a camera to look at a resolved ticket's place again.
+
+    ``event`` is the event the ticket was filed from: its rule, zone and
+    boxes say which place to re-check. ``clear_s`` is how long the place must
+    stay clear, in stream seconds, to count as fixed.
+    """
+
+    ticket_id: str
+    event: Event
+    clear_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class VerificationResult:
+    """The camera's answer, with fresh evidence of what it saw."""
+
+    ticket_id: str
+    outcome: VerificationOutcome
+    evidence_event: Event
 
 
 class TicketSink(Protocol):
@@ -41,3 +70,11 @@ class MemorySink:
                 return FiledTicket(ticket_id=str(index), created=False)
         self.events.append(event)
         return FiledTicket(ticket_id=str(len(self.events) - 1), created=True)
+
+
+class VerificationChannel(Protocol):
+    """How a camera worker learns of fixes to check and reports what it saw."""
+
+    def pending_verifications(self, camera_id: str) -> list[VerificationRequest]: ...
+
+    def report_verification(self, result: VerificationResult) -> None: ...
