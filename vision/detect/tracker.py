@@ -12,6 +12,13 @@ tolerance here is in stream seconds. The street analyzer samples frames at a
 configured rate of stream time, and a live source may drop frames, so "lost
 for 15 frames" would mean a different time on every camera.
 
+Why not a library tracker: supervision no longer ships ByteTrack, and its
+successor package (``trackers``) depends on the desktop OpenCV build, which
+would overwrite the headless one the service runs with. Its tolerances also
+differ where our rules need them: it activates a track one update late (the
+dwell would start late) and lets a bus passing in front of a parked car take
+over the car's track.
+
 Association is class-agnostic on purpose: a parked car briefly scored as a
 person under a headlight sweep keeps its track, and deciding the class over
 time is left to the rule layer. A different class must overlap more closely
