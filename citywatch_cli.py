@@ -45,6 +45,9 @@ def _root(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if not debug:
+        # Migration chatter tells a camera operator nothing.
+        logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def _fail(message: str) -> None:
