@@ -30,7 +30,9 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _HEADER_READ_BYTES = 1 << 20
 
 
-def image_size_from_header(source: bytes | bytearray | memoryview | str | Path) -> tuple[int, int]:
+def image_size_from_header(
+    source: bytes | bytearray | memoryview | str | Path,
+) -> tuple[int, int]:
     """Width and height declared by a JPEG or PNG header, without decoding.
 
     ``source`` is the encoded bytes or a path. Raises FrameError for other
@@ -116,8 +118,8 @@ def check_pixel_count(width: int, height: int, max_pixels: int, *, name: str) ->
         raise FrameError(f"{name}: image declares an empty size {width}x{height}")
     if width * height > max_pixels:
         raise FrameError(
-            f"{name}: image of {width}x{height} = {width * height / 1e6:.1f} MP is over "
-            f"the cap of {max_pixels / 1e6:.1f} MP"
+            f"{name}: image of {width}x{height} = {width * height / 1e6:.1f} MP "
+            f"is over the cap of {max_pixels / 1e6:.1f} MP"
         )
 
 
@@ -129,7 +131,9 @@ def to_bgr8(array: np.ndarray) -> np.ndarray:
     """
     if not isinstance(array, np.ndarray):
         raise FrameError(f"image: expected a numpy array, got {type(array).__name__}")
-    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (1, 3, 4)):
+    if array.ndim not in (2, 3) or (
+        array.ndim == 3 and array.shape[2] not in (1, 3, 4)
+    ):
         raise FrameError(
             f"image: expected HxW, HxWx1, HxWx3 or HxWx4, got shape {array.shape}"
         )
