@@ -16,6 +16,7 @@ from typing import Annotated, TypeVar
 
 import typer
 
+from eval.cli import eval_app
 from vision.errors import CitywatchError
 
 app = typer.Typer(
@@ -25,6 +26,9 @@ app = typer.Typer(
 )
 models_app = typer.Typer(no_args_is_help=True, help="The model catalog.")
 app.add_typer(models_app, name="models")
+app.add_typer(
+    eval_app, name="eval", help="Benchmarks on eval sets: accuracy, events, speed."
+)
 
 logger = logging.getLogger("citywatch")
 _debug = False
@@ -34,7 +38,9 @@ T = TypeVar("T")
 
 @app.callback()
 def _root(
-    debug: Annotated[bool, typer.Option(help="Show tracebacks and debug logs.")] = False,
+    debug: Annotated[
+        bool, typer.Option(help="Show tracebacks and debug logs.")
+    ] = False,
     quiet: Annotated[bool, typer.Option(help="Only warnings and errors.")] = False,
 ) -> None:
     global _debug
@@ -114,7 +120,9 @@ def serve() -> None:
 @app.command()
 def detect(
     images: Annotated[list[Path], typer.Argument(help="Image files.")],
-    model: Annotated[str, typer.Option(help="Catalog name or ONNX file.")] = "yolo11n-coco",
+    model: Annotated[
+        str, typer.Option(help="Catalog name or ONNX file.")
+    ] = "yolo11n-coco",
     min_score: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.25,
 ) -> None:
     """Print each image's detections as JSON lines (pixel x1 y1 x2 y2)."""

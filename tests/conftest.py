@@ -17,9 +17,7 @@ pytest_plugins = ["tests.s3server"]
 def shared_dir() -> Path:
     """The shared footage, labelled sets and model mirror (read-only)."""
     if not (SHARED_DIR / "data").is_dir():
-        pytest.fail(
-            f"shared data not found at {SHARED_DIR}; set CITYWATCH_SHARED_DIR"
-        )
+        pytest.fail(f"shared data not found at {SHARED_DIR}; set CITYWATCH_SHARED_DIR")
     return SHARED_DIR
 
 

@@ -147,9 +147,15 @@ class CameraWorker:
         ``max_clip_s``, ending with the post-roll after the rule fired.
         """
         if event.category is Category.THROW:
-            preroll_s, postroll_s = self.camera.throw.preroll_s, self.camera.throw.postroll_s
+            preroll_s, postroll_s = (
+                self.camera.throw.preroll_s,
+                self.camera.throw.postroll_s,
+            )
         else:
-            preroll_s, postroll_s = self.camera.clip.preroll_s, self.camera.clip.postroll_s
+            preroll_s, postroll_s = (
+                self.camera.clip.preroll_s,
+                self.camera.clip.postroll_s,
+            )
         start_s = event.started_ts_s - preroll_s
         end_s = event.ended_ts_s + postroll_s
         longest_s = max(self.camera.clip.max_clip_s, preroll_s + postroll_s)

@@ -67,9 +67,7 @@ def draw_trajectory(image: np.ndarray, event: Event) -> np.ndarray:
 def _draw_trajectory(canvas: np.ndarray, event: Event) -> None:
     points = np.array([(p.x, p.y) for p in event.trajectory], dtype=np.float64)
     if len(points) >= 2:
-        cv2.polylines(
-            canvas, [np.round(points).astype(np.int32)], False, _TRACK_BGR, 2
-        )
+        cv2.polylines(canvas, [np.round(points).astype(np.int32)], False, _TRACK_BGR, 2)
     for x, y in np.round(points).astype(int):
         cv2.circle(canvas, (int(x), int(y)), 3, _TRACK_BGR, -1)
     if event.origin is not None:

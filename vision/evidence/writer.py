@@ -29,10 +29,10 @@ from vision.evidence.store import ObjectStore
 from vision.ingest.ring import BufferedFrame
 from vision.types import (
     Category,
+    Event,
     EvidenceItem,
     EvidenceKind,
     EvidenceState,
-    Event,
 )
 
 logger = logging.getLogger(__name__)
@@ -181,8 +181,17 @@ def metadata_record(
         ],
         "origin": event.origin.model_dump() if event.origin else None,
         "objects": [
-            item.model_dump(mode="json", include={"kind", "key", "content_type",
-                                                  "sha256", "size_bytes", "state"})
+            item.model_dump(
+                mode="json",
+                include={
+                    "kind",
+                    "key",
+                    "content_type",
+                    "sha256",
+                    "size_bytes",
+                    "state",
+                },
+            )
             for item in items
         ],
     }
