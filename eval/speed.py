@@ -1,0 +1,328 @@
+"""Pipeline speed on the real footage, each figure beside its reference.
+
+Every measurement runs in its own subprocess pinned to one CPU core, with
+onnxruntime and OpenCV limited to one thread, so "frames per second" is per
+core and a camera worker's resident memory is its own:
+
+- decode alone (the reference every path is read against);
+- the throw path (motion analysis on every frame) at the throw clip's size;
+- the street path (detector on frames sampled at the camera's rate, tracker,
+  zone rules) at the street clip's size;
+- a whole camera worker (``vision.pipeline.run_source`` with evidence written
+  to a temporary local store): frames per second and peak resident memory,
+  beside the memory of the same process before the worker starts;
+- detector images per second on decoded frames, beside the compute floor of
+  ``eval.bench_detector`` (model FLOPs over this machine's matmul peak) when
+  that module is present.
+
+Speed is reported, never gated: machines differ and share their cores.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ONE_THREAD_ENV = {
+    "OMP_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+}
+
+
+@dataclass(frozen=True)
+class SpeedJob:
+    """One measurement for a child process."""
+
+    kind: str  # decode | throw | street | worker | detector
+    video: str
+    camera: dict[str, Any] | None = None
+    model_dir: str | None = None
+    mirror_dir: str | None = None
+    max_frames: int = 0  # 0 = the whole video
+
+
+def run_jobs(jobs: list[SpeedJob], *, cpu: int | None = None) -> list[dict[str, Any]]:
+    """Run each job in a fresh single-core subprocess; one result per job."""
+    return [_run_child(job, cpu) for job in jobs]
+
+
+def _run_child(job: SpeedJob, cpu: int | None) -> dict[str, Any]:
+    env = {**os.environ, **ONE_THREAD_ENV}
+    command = [sys.executable, "-m", "eval.speed", json.dumps(job.__dict__)]
+    if cpu is not None:
+        command.append(str(cpu))
+    repo_root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        command, capture_output=True, text=True, env=env, cwd=repo_root, check=False
+    )
+    if done.returncode != 0:
+        tail = done.stderr.strip().splitlines()[-5:]
+        return {
+            "kind": job.kind,
+            "video": Path(job.video).name,
+            "error": " / ".join(tail),
+        }
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def measure(job: SpeedJob) -> dict[str, Any]:
+    """The measurement itself; runs inside the child process."""
+    import cv2
+
+    cv2.setNumThreads(1)
+    rss_before_kib = _rss_kib()
+    if job.kind == "decode":
+        started = time.perf_counter()
+        frames = _decode_count(job)
+        elapsed_s, extra = time.perf_counter() - started, {}
+    elif job.kind in {"throw", "street"}:
+        frames, elapsed_s, extra = _analyze(job)
+    elif job.kind == "worker":
+        frames, elapsed_s, extra = _worker(job)
+    elif job.kind == "detector":
+        return _detector(job)
+    else:
+        raise ValueError(
+            f"kind: expected decode/throw/street/worker/detector, got {job.kind}"
+        )
+    return {
+        "kind": job.kind,
+        "video": Path(job.video).name,
+        "frames": frames,
+        "seconds": round(elapsed_s, 3),
+        "fps_per_core": round(frames / elapsed_s, 2) if elapsed_s else None,
+        "rss_before_mib": round(rss_before_kib / 1024, 1),
+        "rss_peak_mib": round(_peak_rss_kib() / 1024, 1),
+        **extra,
+    }
+
+
+def _frames(job: SpeedJob):  # type: ignore[no-untyped-def]
+    from vision.ingest.sources import VideoSource
+
+    with VideoSource(job.video) as source:
+        for count, frame in enumerate(source.frames(), start=1):
+            yield frame
+            if job.max_frames and count >= job.max_frames:
+                break
+
+
+def _decode_count(job: SpeedJob) -> int:
+    return sum(1 for _ in _frames(job))
+
+
+def _camera(job: SpeedJob):  # type: ignore[no-untyped-def]
+    from vision.config import CameraConfig
+
+    if job.camera:
+        return CameraConfig.model_validate(job.camera)
+    return CameraConfig.default_for(job.video)
+
+
+def _load_detector(job: SpeedJob):  # type: ignore[no-untyped-def]
+    from models.catalog import resolve_model
+    from vision.detect.detector import Detector
+
+    def load(name: str) -> Any:
+        spec = resolve_model(
+            name,
+            model_dir=Path(job.model_dir or tempfile.gettempdir()),
+            mirror_dir=Path(job.mirror_dir) if job.mirror_dir else None,
+        )
+        return Detector.from_file(
+            spec.path,
+            class_names=spec.class_names,
+            input_size_px=spec.input_size_px,
+            intra_op_threads=1,
+        )
+
+    return load
+
+
+def _analyze(job: SpeedJob) -> tuple[int, float, dict[str, Any]]:
+    """Decode and analyse every frame; the time covers the loop only."""
+    from vision.analyze.street import StreetAnalyzer
+    from vision.analyze.throw import ThrowAnalyzer
+
+    camera = _camera(job)
+    if job.kind == "throw":
+        analyzer: Any = ThrowAnalyzer(camera)
+    else:
+        assert camera.model is not None
+        analyzer = StreetAnalyzer(camera, _load_detector(job)(camera.model))
+    frames, events, analysis_s = 0, 0, 0.0
+    loop_started = time.perf_counter()
+    for frame in _frames(job):
+        started = time.perf_counter()
+        events += len(analyzer.process(frame))
+        analysis_s += time.perf_counter() - started
+        frames += 1
+    events += len(analyzer.finish())
+    loop_s = time.perf_counter() - loop_started
+    return (
+        frames,
+        loop_s,
+        {
+            "events": events,
+            "analysis_only_fps": round(frames / analysis_s, 2) if analysis_s else None,
+            "resolution_wh": list(frame.resolution_wh) if frames else None,
+        },
+    )
+
+
+def _worker(job: SpeedJob) -> tuple[int, float, dict[str, Any]]:
+    """A whole camera worker over the video; the time covers ``run_source``."""
+    from vision.evidence.local import LocalDirStore
+    from vision.evidence.writer import EvidenceWriter
+    from vision.pipeline import build_analyzers, run_source
+    from vision.sink import MemorySink
+
+    camera = _camera(job)
+    analyzers = build_analyzers(camera, _load_detector(job))
+    with tempfile.TemporaryDirectory(prefix="citywatch-speed-") as scratch:
+        started = time.perf_counter()
+        run = run_source(
+            job.video,
+            camera,
+            analyzers=analyzers,
+            writer=EvidenceWriter(LocalDirStore(Path(scratch))),
+            sink=MemorySink(),
+        )
+        elapsed_s = time.perf_counter() - started
+    return run.stats.frames_in, elapsed_s, {"events": len(run.stats.filed)}
+
+
+def _detector(job: SpeedJob) -> dict[str, Any]:
+    """Images per second of Detector.detect on decoded frames (1 thread)."""
+    camera = _camera(job)
+    model = camera.model or "yolo11n-coco"
+    detector = _load_detector(job)(model)
+    images = [frame.image for frame in _frames(job)]
+    detector.detect(images[0])  # warm-up: session allocations
+    started = time.perf_counter()
+    for image in images:
+        detector.detect(image)
+    elapsed_s = time.perf_counter() - started
+    result = {
+        "kind": "detector",
+        "video": Path(job.video).name,
+        "model": model,
+        "input_hw": list(detector.plan(images[0].shape[:2]).input_hw),
+        "frames": len(images),
+        "seconds": round(elapsed_s, 3),
+        "images_per_s": round(len(images) / elapsed_s, 2),
+    }
+    result.update(_compute_floor(detector, images[0].shape[:2]))
+    return result
+
+
+def _compute_floor(detector: Any, frame_hw: tuple[int, int]) -> dict[str, Any]:
+    """The best the machine could do, from the detector benchmark's tools."""
+    try:
+        from eval.bench_detector import matmul_peak_gflops, model_gflops
+    except ImportError:
+        return {}
+    input_hw = detector.plan(frame_hw).input_hw
+    work = model_gflops(Path(detector.path), input_hw)
+    peak = matmul_peak_gflops()
+    return {
+        "model_gflop": round(work, 2),
+        "matmul_peak_gflops_1_thread": round(peak, 1),
+        "floor_images_per_s": round(peak / work, 1),
+    }
+
+
+def _rss_kib() -> int:
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def _peak_rss_kib() -> int:
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
+def default_jobs(
+    videos_dir: Path,
+    *,
+    street_camera: dict[str, Any],
+    model_dir: Path,
+    mirror_dir: Path | None,
+    max_frames: int = 0,
+) -> list[SpeedJob]:
+    """The standard set: both real clips, each path beside decode alone."""
+    throw_video = str(videos_dir / "throw_facade_ball_720p30.mp4")
+    street_video = str(videos_dir / "street_plaza_vtest_part1_f000-399.avi")
+    dirs = {
+        "model_dir": str(model_dir),
+        "mirror_dir": str(mirror_dir) if mirror_dir else None,
+        "max_frames": max_frames,
+    }
+    return [
+        SpeedJob("decode", throw_video, **dirs),
+        SpeedJob("throw", throw_video, **dirs),
+        SpeedJob("worker", throw_video, **dirs),
+        SpeedJob("decode", street_video, **dirs),
+        SpeedJob("street", street_video, camera=street_camera, **dirs),
+        SpeedJob("worker", street_video, camera=street_camera, **dirs),
+        SpeedJob(
+            "detector", street_video, camera=street_camera, **{**dirs, "max_frames": 20}
+        ),
+    ]
+
+
+def render_speed_table(results: list[dict[str, Any]]) -> str:
+    """A plain-text table: one row per measurement."""
+    header = (
+        f"{'what':<10} {'video':<38} {'frames':>6} {'fps/core':>9} "
+        f"{'analysis fps':>12} {'RSS peak MiB':>12} {'RSS start MiB':>13}  note"
+    )
+    lines = [header, "-" * len(header)]
+    for row in results:
+        if "error" in row:
+            lines.append(f"{row['kind']:<10} {row['video']:<38} failed: {row['error']}")
+            continue
+        if row["kind"] == "detector":
+            floor = row.get("floor_images_per_s")
+            note = f"{row['model']} input {'x'.join(map(str, row['input_hw']))}" + (
+                f"; compute floor {floor} img/s" if floor else ""
+            )
+            lines.append(
+                f"{'detector':<10} {row['video']:<38} {row['frames']:>6} "
+                f"{row['images_per_s']:>9} {'':>12} {'':>12} {'':>13}  img/s; {note}"
+            )
+            continue
+        note = {"decode": "reference", "worker": "whole camera worker"}.get(
+            row["kind"], ""
+        )
+        if "events" in row:
+            note = f"{note}{'; ' if note else ''}{row['events']} event(s)"
+        lines.append(
+            f"{row['kind']:<10} {row['video']:<38} {row['frames']:>6} "
+            f"{row['fps_per_core']:>9} {row.get('analysis_only_fps') or '':>12} "
+            f"{row['rss_peak_mib']:>12} {row['rss_before_mib']:>13}  {note}"
+        )
+    return "\n".join(lines)
+
+
+def _child_main(argv: list[str]) -> int:
+    job = SpeedJob(**json.loads(argv[0]))
+    if len(argv) > 1 and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {int(argv[1])})
+    print(json.dumps(measure(job)))  # noqa: T201  (the parent reads stdout)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_child_main(sys.argv[1:]))

@@ -1,0 +1,173 @@
+"""The speed table, the command line and the gate's arithmetic."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from eval.cli import eval_app
+from eval.gate import GateResult, check, covered_sets, load_baseline, render_gate_table
+from eval.speed import SpeedJob, render_speed_table, run_jobs
+
+
+def test_speed_measures_decode_and_the_throw_path_in_subprocesses(videos_dir):
+    video = str(videos_dir / "throw_facade_ball_720p30.mp4")
+    jobs = [
+        SpeedJob("decode", video, max_frames=20),
+        SpeedJob("throw", video, max_frames=20),
+    ]
+
+    results = run_jobs(jobs)
+    table = render_speed_table(results)
+
+    assert [r.get("error") for r in results] == [None, None]
+    assert all(r["frames"] == 20 and r["fps_per_core"] > 0 for r in results)
+    assert results[1]["resolution_wh"] == [1280, 720]
+    # Decoding plus analysis can never be faster than analysis alone.
+    assert results[1]["fps_per_core"] <= results[1]["analysis_only_fps"]
+    assert results[1]["rss_peak_mib"] > results[1]["rss_before_mib"] > 0
+    assert "reference" in table and "throw" in table
+
+
+def test_a_failing_measurement_is_a_row_not_a_crash(tmp_path):
+    results = run_jobs([SpeedJob("decode", str(tmp_path / "missing.mp4"))])
+
+    assert "error" in results[0]
+    assert "failed" in render_speed_table(results)
+
+
+def test_gate_fails_a_figure_below_baseline_minus_tolerance():
+    baseline = {
+        "tolerance": {"map": 0.01, "event_f1": 0.0},
+        "detection": [{"model": "m", "set": "s", "map50": 0.70, "map50_95": 0.40}],
+        "events": [{"name": "videos", "f1": {"overall": 1.0}}],
+    }
+
+    results = check(
+        baseline, [{"map50": 0.6905, "map50_95": 0.389}], [{"overall": 1.0}]
+    )
+
+    assert [r.passed for r in results] == [True, False, True]
+    assert "BELOW BASELINE" in render_gate_table(results)
+
+
+def test_a_missing_figure_fails_the_gate():
+    assert not GateResult("x", 0.5, None, 0.01).passed
+
+
+def test_committed_baseline_states_its_tolerances():
+    baseline = load_baseline()
+
+    assert baseline["tolerance"] == {"map": 0.01, "event_f1": 0.0}
+    assert "speed" not in json.dumps(baseline["detection"])
+
+
+def test_covered_sets_need_every_class_of_the_set_by_name():
+    models = {"coco": ["person", "car"], "pothole": ["pothole"]}
+    sets = {"potholes": ["pothole"], "road_damage": ["D00", "D40_pothole"]}
+
+    assert covered_sets(models, sets) == [("pothole", "potholes")]
+
+
+@pytest.fixture
+def small_pothole_set(shared_dir: Path, tmp_path: Path) -> Path:
+    """Six images of the shared pothole set, with their labels."""
+    source = shared_dir / "data/datasets/potholes"
+    for image in sorted((source / "images/test").glob("*.jpg"))[:6]:
+        for kind, suffix in (("images", ".jpg"), ("labels", ".txt")):
+            target = tmp_path / "potholes" / kind / "test" / (image.stem + suffix)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(source / kind / "test" / (image.stem + suffix), target)
+    data = tmp_path / "potholes/data.yaml"
+    data.write_text("test: images/test\nnames:\n  0: pothole\n")
+    return data
+
+
+@pytest.fixture
+def settings_env(monkeypatch, shared_dir, tmp_path):
+    from api.settings import get_settings
+
+    monkeypatch.setenv("CITYWATCH_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("CITYWATCH_MODEL_MIRROR_DIR", str(shared_dir / "models"))
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+def test_detect_command_writes_the_report(small_pothole_set, settings_env, tmp_path):
+    out = tmp_path / "report"
+
+    result = CliRunner().invoke(
+        eval_app,
+        [
+            "detect",
+            "--model",
+            "yolo11n-pothole-416",
+            "--data",
+            str(small_pothole_set),
+            "--out",
+            str(out),
+        ],
+    )
+
+    assert result.exit_code == 0, result.output
+    assert "mAP@0.5:0.95" in result.output
+    report = json.loads((out / "report.json").read_text())
+    assert report["header"]["images"] == 6
+    assert report["header"]["settings"]["input_size_px"] == 416
+    assert (out / "pr_curve.png").is_file() and (out / "confusion_matrix.png").is_file()
+
+
+def test_compare_command_puts_two_thresholds_side_by_side(
+    small_pothole_set, settings_env, tmp_path
+):
+    out = tmp_path / "cmp"
+
+    result = CliRunner().invoke(
+        eval_app,
+        [
+            "compare",
+            "--model",
+            "yolo11n-pothole-416",
+            "--data",
+            str(small_pothole_set),
+            "--threshold",
+            "0.25",
+            "--threshold",
+            "0.5",
+            "--out",
+            str(out),
+        ],
+    )
+
+    assert result.exit_code == 0, result.output
+    rows = json.loads((out / "comparison.json").read_text())
+    assert [r["settings"]["operating_score"] for r in rows] == [0.25, 0.5]
+    # Same detections: mAP is equal, a higher threshold keeps fewer boxes.
+    assert rows[1]["diff_from_first"]["map50"] == 0.0
+    assert rows[1]["precision"] >= rows[0]["precision"]
+    assert (out / "pr_overlay.png").is_file()
+
+
+def test_a_set_class_the_model_lacks_ends_in_one_line_and_exit_2(
+    small_pothole_set, settings_env
+):
+    result = CliRunner().invoke(
+        eval_app,
+        [
+            "detect",
+            "--model",
+            "yolov5n-coco",
+            "--data",
+            str(small_pothole_set),
+            "--imgsz",
+            "320",
+        ],
+    )
+
+    assert result.exit_code == 2
+    assert "no class for set classes ['pothole']" in result.output
