@@ -98,8 +98,8 @@ def test_footage_without_a_throw_files_none(
     assert "0 ticket(s)" in result.stdout
 
 
-PARKING_ZONE = [[630, 30], [768, 30], [768, 125], [630, 125]]
-LAWN_ZONE = [[0, 420], [250, 420], [250, 576], [0, 576]]
+PARKING_ZONE = [[600, 75], [768, 55], [768, 104], [625, 122]]
+LAWN_ZONE = [[80, 375], [248, 355], [248, 404], [105, 422]]
 
 
 def _parking_camera(path: Path, zone: list[list[int]]) -> Path:
