@@ -16,10 +16,12 @@ from typing import Protocol
 import supervision as sv
 
 from vision.analyze.rules import DwellEvaluator, FrameInfo, ObjectRegistry
+from vision.analyze.verify import CheckOutcome, PlaceCheck
 from vision.analyze.zones import ZoneArea
 from vision.config import CameraConfig
 from vision.detect.tracker import ByteTracker
 from vision.errors import ConfigError
+from vision.sink import VerificationRequest
 from vision.types import Event, Frame
 
 logger = logging.getLogger(__name__)
@@ -71,6 +73,9 @@ class StreetAnalyzer:
             )
             for rule in rules
         ]
+        self._checks: list[PlaceCheck] = []
+        self._check_outcomes: list[CheckOutcome] = []
+        self._last_frame: FrameInfo | None = None
         self._last_slot: int | None = None
         self._checked_size = False
         self.frames_sampled = 0
@@ -96,10 +101,40 @@ class StreetAnalyzer:
         tracked = self._tracker.update(detections, frame.ts_s)
         observations = self._registry.update(tracked, frame.ts_s)
         info = FrameInfo(ts_s=frame.ts_s, captured_at=frame.captured_at)
+        self._last_frame = info
         events = []
         for evaluator in self._evaluators:
             events.extend(evaluator.update(observations, info))
+        self._update_checks(observations, info)
         return events
+
+    def start_verification(self, request: VerificationRequest) -> bool:
+        """Begin re-checking a resolved ticket's place; False if not ours."""
+        evaluator = next(
+            (e for e in self._evaluators if e.rule.name == request.event.rule), None
+        )
+        if evaluator is None or self._last_frame is None:
+            return False
+        if any(c.request.ticket_id == request.ticket_id for c in self._checks):
+            return True  # asked again before answering: one check is enough
+        self._checks.append(
+            PlaceCheck(
+                request, evaluator.rule, evaluator.zone, started=self._last_frame
+            )
+        )
+        return True
+
+    def take_verification_outcomes(self) -> list[CheckOutcome]:
+        """Outcomes reached since the last call."""
+        outcomes, self._check_outcomes = self._check_outcomes, []
+        return outcomes
+
+    def _update_checks(self, observations, info: FrameInfo) -> None:
+        for check in list(self._checks):
+            outcome = check.update(observations, info)
+            if outcome is not None:
+                self._checks.remove(check)
+                self._check_outcomes.append(outcome)
 
     def finish(self) -> list[Event]:
         # Dwell events fire when the dwell is reached; an object still short
