@@ -124,44 +124,35 @@ def _parking_camera(path: Path, zone: list[list[int]]) -> Path:
 
 
 @pytest.mark.slow
-def test_two_parked_vehicles_file_two_parking_tickets(
-    tmp_path: Path, videos_dir: Path, models_mirror: Path
+@pytest.mark.parametrize(
+    ("zone", "expected"),
+    [
+        # The paved area where the white van and the light-blue car stand,
+        # side by side: two vehicles in one zone are two tickets.
+        (PARKING_ZONE, ["illegal_parking", "illegal_parking"]),
+        # The same shape on the empty lawn: nothing stays there.
+        (LAWN_ZONE, []),
+    ],
+    ids=["paved-area", "lawn"],
+)
+def test_parked_vehicles_file_one_ticket_each_in_a_no_parking_zone(
+    tmp_path: Path,
+    videos_dir: Path,
+    models_mirror: Path,
+    zone: list[list[int]],
+    expected: list[str],
 ) -> None:
-    camera = _parking_camera(tmp_path / "plaza.yaml", PARKING_ZONE)
-    result = run_citywatch(
-        [
-            "watch",
-            str(videos_dir / "street_plaza_vtest_part1_f000-399.avi"),
-            "--camera",
-            str(camera),
-        ],
-        tmp_path / "var",
-        models_mirror,
-    )
-    assert result.returncode == 0, result.stderr
+    camera = _parking_camera(tmp_path / "plaza.yaml", zone)
+    video = videos_dir / "street_plaza_vtest_part1_f000-399.avi"
 
+    result = run_citywatch(
+        ["watch", str(video), "--camera", str(camera)], tmp_path / "var", models_mirror
+    )
+
+    assert result.returncode == 0, result.stderr
     tickets = tickets_in(tmp_path / "var")
-    assert sorted(t["category"] for t in tickets) == ["illegal_parking"] * 2
+    assert sorted(t["category"] for t in tickets) == expected
     assert all(t["area_path"] == "old-town/riverside/grid-07" for t in tickets)
-
-
-@pytest.mark.slow
-def test_a_zone_on_the_empty_lawn_files_nothing(
-    tmp_path: Path, videos_dir: Path, models_mirror: Path
-) -> None:
-    camera = _parking_camera(tmp_path / "lawn.yaml", LAWN_ZONE)
-    result = run_citywatch(
-        [
-            "watch",
-            str(videos_dir / "street_plaza_vtest_part1_f000-399.avi"),
-            "--camera",
-            str(camera),
-        ],
-        tmp_path / "var",
-        models_mirror,
-    )
-    assert result.returncode == 0, result.stderr
-    assert tickets_in(tmp_path / "var") == []
 
 
 def _bad_inputs(tmp: Path, videos_dir: Path) -> dict[str, tuple[list[str], str]]:
