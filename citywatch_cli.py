@@ -16,6 +16,7 @@ from typing import Annotated, TypeVar
 
 import typer
 
+from api.admin_cli import admin_app
 from eval.cli import eval_app
 from vision.errors import CitywatchError
 
@@ -26,6 +27,7 @@ app = typer.Typer(
 )
 models_app = typer.Typer(no_args_is_help=True, help="The model catalog.")
 app.add_typer(models_app, name="models")
+app.add_typer(admin_app, name="admin")
 app.add_typer(
     eval_app, name="eval", help="Benchmarks on eval sets: accuracy, events, speed."
 )

@@ -1,15 +1,17 @@
-"""The FastAPI application: tickets, reviews, evidence and event filing.
+"""The FastAPI application: tickets and their workflow, evidence, event
+filing and camera verification, users and sign-in.
 
 ``create_app`` takes every collaborator (settings, evidence store, session
-factory) so tests and embedders can hand in their own; whatever is not given
-is built from the settings. Domain errors become HTTP answers in one place
-(``ERROR_RESPONSES``), each with a stable ``detail`` code and a readable
-``message``.
+factory, notifier, dispatch rules) so tests and embedders can hand in their
+own; whatever is not given is built from the settings. Domain errors become
+HTTP answers in one place (``ERROR_RESPONSES``), each with a stable
+``detail`` code and a readable ``message``.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import partial
@@ -20,12 +22,17 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import DataError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from api import tickets
+from api import tickets, users, workflow
+from api.auth import AuthError, Forbidden, token_secret
 from api.db import make_engine, make_session_factory, upgrade
 from api.deps import SessionDep
+from api.dispatch import DispatchConfig, load_dispatch_config
+from api.notify import BackgroundNotifier, Notifier
 from api.routes import events as events_routes
+from api.routes import reviews as reviews_routes
 from api.routes import tickets as tickets_routes
-from api.schemas import Health
+from api.routes import users as users_routes
+from api.schemas import ERROR_DOCS, Health
 from api.settings import Settings, get_settings
 from api.storage import build_store
 from vision.errors import StoreError
@@ -35,7 +42,17 @@ logger = logging.getLogger(__name__)
 
 # Most specific first: the first matching class answers.
 ERROR_RESPONSES: list[tuple[type[Exception], int, str]] = [
+    (AuthError, status.HTTP_401_UNAUTHORIZED, "not_authenticated"),
+    (Forbidden, status.HTTP_403_FORBIDDEN, "forbidden"),
     (tickets.TicketNotFound, status.HTTP_404_NOT_FOUND, "ticket_not_found"),
+    (
+        workflow.VerificationNotFound,
+        status.HTTP_404_NOT_FOUND,
+        "verification_not_found",
+    ),
+    (users.UserNotFound, status.HTTP_404_NOT_FOUND, "user_not_found"),
+    (users.UserExists, status.HTTP_409_CONFLICT, "user_exists"),
+    (workflow.NoAssignee, status.HTTP_422_UNPROCESSABLE_CONTENT, "no_assignee"),
     (tickets.EvidenceNotFound, status.HTTP_404_NOT_FOUND, "evidence_not_found"),
     (tickets.IllegalTransition, status.HTTP_409_CONFLICT, "illegal_transition"),
     (tickets.InvalidReview, status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_review"),
@@ -51,12 +68,15 @@ def create_app(
     *,
     store: ObjectStore | None = None,
     session_factory: sessionmaker[Session] | None = None,
+    notifier: Notifier | None = None,
+    dispatch_config: DispatchConfig | None = None,
 ) -> FastAPI:
     """The API over the settings' database and evidence store.
 
     The database schema must be at head (``api.db.upgrade``); the store is
     built on the first evidence request when not given, so the API answers
-    about tickets even while the store is unreachable.
+    about tickets even while the store is unreachable. While the app runs, a
+    background thread looks for overdue tickets and notifies about them.
     """
     settings = settings or get_settings()
     engine: Engine | None = None
@@ -64,10 +84,28 @@ def create_app(
         assert settings.database_url is not None  # derived by Settings
         engine = make_engine(settings.database_url)
         session_factory = make_session_factory(engine)
+    own_notifier = (
+        BackgroundNotifier.from_settings(settings) if notifier is None else None
+    )
+    notifier = notifier or own_notifier
+    assert notifier is not None
+    factory = session_factory
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        stop = threading.Event()
+        checker = threading.Thread(
+            target=_check_overdue,
+            args=(factory, notifier, settings.overdue_check_interval_s, stop),
+            name="citywatch-overdue",
+            daemon=True,
+        )
+        checker.start()
         yield
+        stop.set()
+        checker.join(timeout=10.0)
+        if own_notifier is not None:
+            own_notifier.close()
         if engine is not None:
             engine.dispose()
 
@@ -76,13 +114,21 @@ def create_app(
         summary="Tickets filed by city cameras, their evidence and their review.",
         version="0.1.0",
         lifespan=lifespan,
+        responses=ERROR_DOCS,
     )
     app.state.settings = settings
     app.state.session_factory = session_factory
     app.state.store = store
     app.state.store_builder = partial(build_store, settings)
+    app.state.notifier = notifier
+    app.state.dispatch_config = dispatch_config or load_dispatch_config(
+        settings.dispatch_file
+    )
+    app.state.token_secret = token_secret(settings)
 
+    app.include_router(users_routes.router)
     app.include_router(tickets_routes.router)
+    app.include_router(reviews_routes.router)
     app.include_router(events_routes.router)
     app.add_api_route(
         "/healthz",
@@ -94,6 +140,21 @@ def create_app(
     )
     _install_error_responses(app)
     return app
+
+
+def _check_overdue(
+    factory: sessionmaker[Session],
+    notifier: Notifier,
+    interval_s: float,
+    stop: threading.Event,
+) -> None:
+    """Notify about overdue tickets every ``interval_s`` until stopped."""
+    while not stop.wait(interval_s):
+        try:
+            with factory() as session:
+                workflow.notify_overdue(session, notifier)
+        except Exception:  # keep checking; the database may come back
+            logger.exception("looking for overdue tickets failed")
 
 
 def healthz(session: SessionDep) -> JSONResponse:
@@ -129,8 +190,11 @@ def _error_handler(
             detail,
             message,
         )
+        headers = {"WWW-Authenticate": "Bearer"} if status_code == 401 else None
         return JSONResponse(
-            {"detail": detail, "message": message}, status_code=status_code
+            {"detail": detail, "message": message},
+            status_code=status_code,
+            headers=headers,
         )
 
     return handle

@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    RootModel,
+    field_validator,
+    model_validator,
+)
 
-from api.tables import Evidence, Ticket, Transition
-from api.tickets import RejectionReason, ReviewDecision, TicketState
-from vision.types import EvidenceKind, EvidenceState
+from api.access import Role
+from api.areas import check_area_path
+from api.tables import Attachment, Evidence, Ticket, Transition, User, Verification
+from api.tickets import RejectionReason, ReviewDecision, TicketState, is_overdue
+from vision.sink import VerificationOutcome
+from vision.types import Event, EvidenceKind, EvidenceState
 
 
 class _Body(BaseModel):
@@ -23,6 +33,11 @@ class EvidencePublic(_Body):
     size_bytes: int | None
     state: EvidenceState
     reason: str | None
+    role: Literal["original", "verification"] = Field(
+        description="original: filed with the ticket; verification: what the "
+        "camera saw when it re-checked the place."
+    )
+    round: int = Field(description="0 for original, n for the n-th verification.")
     url: str | None = Field(
         description="Where the API serves the object; None until it is stored."
     )
@@ -37,7 +52,9 @@ class EvidencePublic(_Body):
             size_bytes=row.size_bytes,
             state=EvidenceState(row.state),
             reason=row.reason,
-            url=evidence_path(row.ticket_id, row.kind) if stored else None,
+            role="verification" if row.role == "verification" else "original",
+            round=row.round,
+            url=evidence_path(row.ticket_id, row.kind, row.round) if stored else None,
         )
 
 
@@ -81,10 +98,53 @@ class TicketPublic(_Body):
     evidence_state: EvidenceState
     created_at: datetime
     updated_at: datetime
+    assignee: str | None = Field(description="Department or grid team.")
+    due_at: datetime | None = Field(description="Deadline set at dispatch.")
+    overdue: bool = Field(description="Deadline passed while work is owed.")
+    last_seen_at: datetime = Field(description="Latest event of this place.")
+    duplicate_count: int = Field(description="Later events attached to it.")
 
     @classmethod
     def from_row(cls, row: Ticket) -> TicketPublic:
         return cls(**_ticket_fields(row))
+
+
+class AttachmentPublic(_Body):
+    event_id: str
+    track_id: int | None
+    bbox_xyxy: tuple[float, float, float, float] | None
+    detected_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Attachment) -> AttachmentPublic:
+        return cls(
+            event_id=row.event_id,
+            track_id=row.track_id,
+            bbox_xyxy=tuple(row.bbox) if row.bbox is not None else None,
+            detected_at=row.detected_at,
+        )
+
+
+class VerificationPublic(_Body):
+    round: int
+    camera_id: str
+    state: Literal["open", "done"]
+    clear_s: float
+    requested_at: datetime
+    outcome: VerificationOutcome | None
+    reported_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: Verification) -> VerificationPublic:
+        return cls(
+            round=row.round,
+            camera_id=row.camera_id,
+            state="done" if row.state == "done" else "open",
+            clear_s=row.clear_s,
+            requested_at=row.requested_at,
+            outcome=VerificationOutcome(row.outcome) if row.outcome else None,
+            reported_at=row.reported_at,
+        )
 
 
 class TicketDetail(TicketPublic):
@@ -92,6 +152,8 @@ class TicketDetail(TicketPublic):
 
     evidence: list[EvidencePublic]
     transitions: list[TransitionPublic]
+    attachments: list[AttachmentPublic]
+    verifications: list[VerificationPublic]
     event: dict[str, Any] = Field(
         description="The event as the camera filed it (boxes, trajectory, ...)."
     )
@@ -102,6 +164,10 @@ class TicketDetail(TicketPublic):
             **_ticket_fields(row),
             evidence=[EvidencePublic.from_row(item) for item in row.evidence],
             transitions=[TransitionPublic.from_row(item) for item in row.transitions],
+            attachments=[AttachmentPublic.from_row(item) for item in row.attachments],
+            verifications=[
+                VerificationPublic.from_row(item) for item in row.verifications
+            ],
             event=row.event,
         )
 
@@ -119,7 +185,6 @@ class ReviewRequest(_Body):
         default=None, description="Why the alarm is rejected; required to reject."
     )
     note: str | None = Field(default=None, max_length=4000)
-    actor: str = Field(min_length=1, max_length=255, pattern=r"\S")
 
     @model_validator(mode="after")
     def _reason_matches_decision(self) -> ReviewRequest:
@@ -130,9 +195,108 @@ class ReviewRequest(_Body):
         return self
 
 
+class NoteRequest(_Body):
+    note: str | None = Field(default=None, max_length=4000)
+
+
+class DispatchRequest(NoteRequest):
+    assignee: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=255,
+        description="Department or grid team; default: the dispatch rules'.",
+    )
+
+
+class AssignRequest(NoteRequest):
+    assignee: str = Field(min_length=1, max_length=255)
+
+
 class EventFiled(_Body):
     ticket_id: int
     created: bool = Field(description="False when the event was filed before.")
+    attached: bool = Field(
+        default=False,
+        description="True when the event repeats an open ticket's place and "
+        "was attached to it.",
+    )
+
+
+class VerificationRequestPublic(_Body):
+    ticket_id: int
+    event: Event = Field(description="The event the ticket was filed from.")
+    clear_s: float = Field(description="Stream seconds the place must stay clear.")
+
+
+class VerificationReport(_Body):
+    outcome: VerificationOutcome
+    evidence_event: Event = Field(description="What the camera saw, with evidence.")
+
+
+class Token(_Body):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+
+
+class GrantBody(_Body):
+    role: Role
+    area_path: str = Field(max_length=512, description="'' is the whole city.")
+
+    @field_validator("area_path")
+    @classmethod
+    def _area(cls, value: str) -> str:
+        return check_area_path(value)
+
+
+class UserCreate(_Body):
+    username: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._@-]+$")
+    password: str | None = Field(default=None, min_length=8, max_length=256)
+    grants: list[GrantBody] = Field(min_length=1, max_length=100)
+
+
+class UserPublic(_Body):
+    username: str
+    active: bool
+    grants: list[GrantBody]
+
+    @classmethod
+    def from_row(cls, row: User) -> UserPublic:
+        return cls(
+            username=row.username,
+            active=row.active,
+            grants=[
+                GrantBody(role=Role(g.role), area_path=g.area_path) for g in row.grants
+            ],
+        )
+
+
+class ErrorBody(_Body):
+    """A refusal of the service: a stable code and a readable message."""
+
+    detail: str = Field(description="Stable code, like ticket_not_found.")
+    message: str
+
+
+class FieldErrors(BaseModel):
+    """Request fields that failed validation (FastAPI's own answer)."""
+
+    detail: list[dict[str, Any]]
+
+
+class Unprocessable(RootModel[FieldErrors | ErrorBody]):
+    """422: malformed fields, or a well-formed request the service refuses
+    (a review without a reason, an event it cannot keep)."""
+
+
+# Answers any endpoint may give, documented once for all of them.
+ERROR_DOCS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "No valid token or API key."},
+    403: {"model": ErrorBody, "description": "The caller's roles forbid it."},
+    404: {"model": ErrorBody, "description": "Unknown, or outside your areas."},
+    409: {"model": ErrorBody, "description": "Not allowed in the current state."},
+    422: {"model": Unprocessable, "description": "Refused request."},
+    503: {"model": ErrorBody, "description": "Database or store unreachable."},
+}
 
 
 class Health(_Body):
@@ -140,8 +304,9 @@ class Health(_Body):
     database: str
 
 
-def evidence_path(ticket_id: int, kind: str) -> str:
-    return f"/api/tickets/{ticket_id}/evidence/{kind}"
+def evidence_path(ticket_id: int, kind: str, round_: int = 0) -> str:
+    path = f"/api/tickets/{ticket_id}/evidence/{kind}"
+    return f"{path}?round={round_}" if round_ else path
 
 
 def _ticket_fields(row: Ticket) -> dict[str, Any]:
@@ -165,4 +330,9 @@ def _ticket_fields(row: Ticket) -> dict[str, Any]:
         "evidence_state": EvidenceState(row.evidence_state),
         "created_at": row.created_at,
         "updated_at": row.updated_at,
+        "assignee": row.assignee,
+        "due_at": row.due_at,
+        "overdue": is_overdue(row),
+        "last_seen_at": row.last_seen_at,
+        "duplicate_count": row.duplicate_count,
     }

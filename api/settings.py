@@ -98,6 +98,58 @@ class Settings(BaseSettings):
     )
     log_level: str = "INFO"
 
+    token_secret: SecretStr | None = Field(
+        default=None,
+        description="Key that signs sign-in tokens (HS256). Required outside "
+        "development; in development one is generated and kept in "
+        "{data_dir}/token_secret.",
+    )
+    token_ttl_s: int = Field(
+        default=8 * 3600, ge=60, description="How long a sign-in token is valid."
+    )
+    dispatch_file: Path | None = Field(
+        default=None,
+        description="YAML or JSON file of dispatch rules (category and area to "
+        "department or grid team), deadlines and verification times.",
+    )
+    verification_clear_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="Stream seconds a resolved place must stay clear to count "
+        "as fixed, unless the dispatch file sets it per category.",
+    )
+    duplicate_window_s: float = Field(
+        default=3600.0,
+        ge=0,
+        description="An event within this many seconds of an open ticket's last "
+        "event, at the same place, attaches to it instead of filing another.",
+    )
+    duplicate_iou: float = Field(
+        default=0.3,
+        gt=0,
+        le=1,
+        description="Box overlap (intersection over union) that counts as the "
+        "same place.",
+    )
+    webhook_urls: list[str] = Field(
+        default_factory=list,
+        description="URLs that receive ticket notifications (POST, JSON, "
+        "HMAC-SHA256 signed).",
+    )
+    webhook_secret: SecretStr | None = Field(
+        default=None, description="Key that signs webhook bodies; required with URLs."
+    )
+    webhook_retries: int = Field(default=5, ge=0)
+    webhook_timeout_s: float = Field(default=5.0, gt=0)
+    mqtt_host: str | None = Field(
+        default=None, description="MQTT broker for ticket notifications; None: off."
+    )
+    mqtt_port: int = Field(default=1883, ge=1, le=65535)
+    mqtt_topic_prefix: str = "citywatch/tickets"
+    overdue_check_interval_s: float = Field(
+        default=60.0, gt=0, description="How often overdue tickets are looked for."
+    )
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -137,6 +189,15 @@ class Settings(BaseSettings):
             self.api_url = f"http://{host}:{self.api_port}"
         if self.store_kind == "s3":
             self._check_s3()
+        if self.environment != "development" and self.token_secret is None:
+            raise ValueError(
+                "token_secret is required outside development "
+                f"(set {ENV_PREFIX}TOKEN_SECRET to a long random value)"
+            )
+        if self.webhook_urls and self.webhook_secret is None:
+            raise ValueError(
+                f"webhook_urls need webhook_secret (set {ENV_PREFIX}WEBHOOK_SECRET)"
+            )
         return self
 
     def _check_s3(self) -> None:

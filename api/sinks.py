@@ -1,13 +1,16 @@
 """Ticket sinks the camera worker hands its events to.
 
 ``DatabaseSink`` files in the same process (the single-machine default);
-``HttpSink`` posts to the API of a service running elsewhere. Both are
-idempotent on the event id, so a worker may retry a filing whose answer it
-never saw without making a second ticket.
+``HttpSink`` posts to the API of a service running elsewhere with the
+camera's API key. Both are idempotent on the event id, so a worker may retry
+a filing whose answer it never saw without making a second ticket. Both are
+also the camera's ``VerificationChannel``: they list the resolved tickets it
+should re-check and report what it saw.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 
@@ -21,9 +24,11 @@ from tenacity import (
     wait_exponential,
 )
 
-from api.tickets import file_event
+from api import workflow
+from api.filing import file_event
+from api.notify import Notifier
 from vision.errors import SinkError
-from vision.sink import FiledTicket
+from vision.sink import FiledTicket, VerificationRequest, VerificationResult
 from vision.types import Event
 
 logger = logging.getLogger(__name__)
@@ -38,15 +43,42 @@ class TicketFilingError(SinkError):
 
 
 class DatabaseSink:
-    """Files tickets straight into the database."""
+    """Files tickets straight into the database, and serves the camera's
+    verification requests from it."""
 
-    def __init__(self, session_factory: sessionmaker[Session]) -> None:
+    def __init__(
+        self,
+        session_factory: sessionmaker[Session],
+        *,
+        duplicate_window_s: float = 3600.0,
+        duplicate_iou: float = 0.3,
+        notifier: Notifier | None = None,
+    ) -> None:
         self._session_factory = session_factory
+        self.duplicate_window_s = duplicate_window_s
+        self.duplicate_iou = duplicate_iou
+        self._notifier = notifier
 
     def file(self, event: Event) -> FiledTicket:
         with self._session_factory() as session:
-            ticket, created = file_event(session, event)
+            ticket, created = file_event(
+                session,
+                event,
+                duplicate_window_s=self.duplicate_window_s,
+                duplicate_iou=self.duplicate_iou,
+                notifier=self._notifier,
+            )
             return FiledTicket(ticket_id=str(ticket.id), created=created)
+
+    def pending_verifications(self, camera_id: str) -> list[VerificationRequest]:
+        with self._session_factory() as session:
+            return workflow.pending_verifications(session, camera_id)
+
+    def report_verification(self, result: VerificationResult) -> None:
+        with self._session_factory() as session:
+            workflow.report_verification(
+                session, result, camera_id=None, notifier=self._notifier
+            )
 
 
 class HttpSink:
@@ -61,6 +93,7 @@ class HttpSink:
         self,
         base_url: str,
         *,
+        api_key: str | None = None,
         timeout_s: float = 10.0,
         retries: int = 5,
         backoff_s: float = 0.5,
@@ -77,17 +110,13 @@ class HttpSink:
         self.max_backoff_s = max_backoff_s
         self._client = client or httpx.Client(timeout=timeout_s)
         self._owns_client = client is None
+        self._headers = {"Content-Type": "application/json"}
+        if api_key:
+            self._headers["X-API-Key"] = api_key
 
     def file(self, event: Event) -> FiledTicket:
-        retrying = Retrying(
-            retry=retry_if_exception(_is_transient),
-            stop=stop_after_attempt(self.retries + 1),
-            wait=wait_exponential(multiplier=self.backoff_s, max=self.max_backoff_s),
-            before_sleep=self._log_retry(event),
-            reraise=True,
-        )
         try:
-            response = retrying(self._post, event)
+            response = self._retrying(event)(self._post, event)
         except httpx.HTTPError as exc:
             raise TicketFilingError(
                 f"could not file event {event.event_id} at {self.base_url}: "
@@ -97,6 +126,56 @@ class HttpSink:
         return FiledTicket(
             ticket_id=str(body["ticket_id"]),
             created=response.status_code == httpx.codes.CREATED,
+        )
+
+    def pending_verifications(self, camera_id: str) -> list[VerificationRequest]:
+        url = f"{self.base_url}/api/cameras/{camera_id}/verifications"
+        try:
+            response = self._client.get(url, headers=self._headers)
+            response.raise_for_status()
+        except httpx.HTTPError as exc:
+            raise TicketFilingError(
+                f"could not read verifications of camera {camera_id} at "
+                f"{self.base_url}: {_describe(exc)}"
+            ) from exc
+        return [
+            VerificationRequest(
+                ticket_id=str(item["ticket_id"]),
+                event=Event.model_validate(item["event"]),
+                clear_s=float(item["clear_s"]),
+            )
+            for item in response.json()
+        ]
+
+    def report_verification(self, result: VerificationResult) -> None:
+        url = f"{self.base_url}/api/verifications/{result.ticket_id}/result"
+        body = json.dumps(
+            {
+                "outcome": str(result.outcome),
+                "evidence_event": result.evidence_event.model_dump(mode="json"),
+            }
+        )
+
+        def post() -> httpx.Response:
+            response = self._client.post(url, content=body, headers=self._headers)
+            response.raise_for_status()
+            return response
+
+        try:
+            self._retrying(result.evidence_event)(post)
+        except httpx.HTTPError as exc:
+            raise TicketFilingError(
+                f"could not report verification of ticket {result.ticket_id} at "
+                f"{self.base_url}: {_describe(exc)}"
+            ) from exc
+
+    def _retrying(self, event: Event) -> Retrying:
+        return Retrying(
+            retry=retry_if_exception(_is_transient),
+            stop=stop_after_attempt(self.retries + 1),
+            wait=wait_exponential(multiplier=self.backoff_s, max=self.max_backoff_s),
+            before_sleep=self._log_retry(event),
+            reraise=True,
         )
 
     def close(self) -> None:
@@ -113,7 +192,7 @@ class HttpSink:
         response = self._client.post(
             f"{self.base_url}/api/events",
             content=event.model_dump_json(),
-            headers={"Content-Type": "application/json"},
+            headers=self._headers,
         )
         response.raise_for_status()
         return response

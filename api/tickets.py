@@ -5,8 +5,8 @@ allowed moves (``ALLOWED_TRANSITIONS``) and writes an audit record (who, when,
 from which state, why). Illegal moves raise ``IllegalTransition``; the API
 answers them with 409.
 
-Filing is idempotent on ``event.event_id``: filing the same event again, from
-a retry or from two processes at once, returns the ticket already there.
+Filing (``api.filing``) is idempotent on ``event.event_id``; the steps after
+review (dispatch, resolution, verification, closing) are in ``api.workflow``.
 
 The functions here commit their own unit of work: a filing or a transition is
 either wholly stored or not at all.
@@ -14,18 +14,20 @@ either wholly stored or not at all.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
+from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, and_, func, select, update
+from sqlalchemy.orm import Session, defer, lazyload
 
+from api.areas import within
+from api.notify import Notice, NoticeKind, Notifier
 from api.tables import Evidence, Ticket, Transition, utc_now
 from vision.errors import CitywatchError
-from vision.types import Category, Event, EvidenceKind
+from vision.types import Category, EvidenceKind
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +75,19 @@ ALLOWED_TRANSITIONS: dict[TicketState | None, frozenset[TicketState]] = {
     _S.VERIFIED: frozenset({_S.CLOSED}),
     _S.CLOSED: frozenset({_S.REOPENED}),
     _S.REOPENED: frozenset({_S.CONFIRMED, _S.REJECTED, _S.DISPATCHED}),
+}
+
+# States in which somebody still owes work; a deadline past in one of them
+# makes the ticket overdue.
+OPEN_WORK_STATES = frozenset({_S.CONFIRMED, _S.DISPATCHED, _S.REOPENED})
+# States a later event of the same place can attach to.
+OPEN_STATES = frozenset(
+    {_S.PENDING_REVIEW, _S.CONFIRMED, _S.DISPATCHED, _S.RESOLVED, _S.REOPENED}
+)
+# Who is told when a ticket enters these states.
+_NOTICE_ON_ENTRY = {
+    _S.DISPATCHED: NoticeKind.DISPATCHED,
+    _S.REOPENED: NoticeKind.REOPENED,
 }
 
 _DECISION_STATES = {
@@ -132,121 +147,6 @@ def check_transition(
         raise IllegalTransition(ticket_id, from_state, to_state)
 
 
-# --- filing -----------------------------------------------------------------
-
-
-def file_event(session: Session, event: Event) -> tuple[Ticket, bool]:
-    """File a ticket for the event; ``created`` is False if it was filed before.
-
-    Two concurrent filings of one event both end with the same ticket: the
-    unique event id makes the second insert fail, and it then reads the first.
-    """
-    event_dump = _check_event(event)
-    existing = _ticket_by_event_id(session, event.event_id)
-    if existing is not None:
-        return existing, False
-
-    ticket = _new_ticket(event, event_dump)
-    session.add(ticket)
-    try:
-        session.commit()
-    except IntegrityError:
-        session.rollback()
-        existing = _ticket_by_event_id(session, event.event_id)
-        if existing is None:  # the conflict was not the event id
-            raise
-        return existing, False
-
-    logger.info(
-        "filed ticket %s for %s event %s from camera %s",
-        ticket.id,
-        event.category,
-        event.event_id,
-        event.camera_id,
-        extra={"ticket_id": ticket.id, "camera_id": event.camera_id},
-    )
-    return ticket, True
-
-
-def _check_event(event: Event) -> dict[str, object]:
-    """The event as JSON data, refusing what the database cannot keep."""
-    if not event.event_id or len(event.event_id) > MAX_EVENT_ID_CHARS:
-        raise InvalidEvent(
-            f"event_id must be 1 to {MAX_EVENT_ID_CHARS} characters, "
-            f"got {len(event.event_id)}"
-        )
-    dump = event.model_dump(mode="json")
-    try:
-        json.dumps(dump, allow_nan=False)
-    except ValueError as exc:
-        raise InvalidEvent(
-            f"event {event.event_id} holds a number that is not finite"
-        ) from exc
-    return dump
-
-
-def _new_ticket(event: Event, event_dump: dict[str, object]) -> Ticket:
-    now = utc_now()
-    ticket = Ticket(
-        event_id=event.event_id,
-        camera_id=event.camera_id,
-        area_path=event.area_path,
-        category=str(event.category),
-        state=TicketState.PENDING_REVIEW,
-        rule=event.rule,
-        zone=event.zone,
-        class_name=event.class_name,
-        track_id=event.track_id,
-        score=event.score,
-        started_at=event.started_at,
-        detected_at=event.detected_at,
-        started_ts_s=event.started_ts_s,
-        ended_ts_s=event.ended_ts_s,
-        bbox=list(event.bbox_xyxy) if event.bbox_xyxy is not None else None,
-        event=event_dump,
-        evidence_state=str(event.evidence_state),
-        created_at=now,
-        updated_at=now,
-    )
-    ticket.evidence = _evidence_rows(event)
-    ticket.transitions = [
-        Transition(
-            from_state=None,
-            to_state=TicketState.PENDING_REVIEW,
-            actor=f"camera:{event.camera_id}",
-            at=now,
-        )
-    ]
-    return ticket
-
-
-def _evidence_rows(event: Event) -> list[Evidence]:
-    rows: dict[str, Evidence] = {}
-    for item in event.evidence:
-        if item.kind in rows:
-            # The API serves one object per kind; keep the first.
-            logger.warning(
-                "event %s has more than one %s evidence item; keeping the first",
-                event.event_id,
-                item.kind,
-            )
-            continue
-        rows[item.kind] = Evidence(
-            kind=str(item.kind),
-            key=item.key,
-            content_type=item.content_type,
-            sha256=item.sha256,
-            size_bytes=item.size_bytes,
-            state=str(item.state),
-            reason=item.reason,
-        )
-    return list(rows.values())
-
-
-def _ticket_by_event_id(session: Session, event_id: str) -> Ticket | None:
-    return session.scalars(select(Ticket).where(Ticket.event_id == event_id)).first()
-
-
 # --- workflow ---------------------------------------------------------------
 
 
@@ -258,11 +158,16 @@ def transition(
     actor: str,
     reason: str | None = None,
     note: str | None = None,
+    values: dict[str, Any] | None = None,
+    extra_rows: Sequence[object] = (),
+    notifier: Notifier | None = None,
 ) -> Ticket:
     """Move a ticket to ``to_state`` and record who did it and why.
 
-    The update only applies if the ticket is still in the state it was read
-    in, so two reviewers acting at once cannot both succeed.
+    ``values`` are further ticket columns set by the same update (assignee,
+    deadline), ``extra_rows`` rows stored in the same commit (a verification
+    request, evidence). The update only applies if the ticket is still in the
+    state it was read in, so two people acting at once cannot both succeed.
     """
     ticket = get_ticket(session, ticket_id)
     from_state = ticket.state
@@ -272,7 +177,7 @@ def transition(
     result = session.execute(
         update(Ticket)
         .where(Ticket.id == ticket_id, Ticket.state == from_state)
-        .values(state=to_state, updated_at=now)
+        .values(state=to_state, updated_at=now, **(values or {}))
         .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
@@ -290,6 +195,7 @@ def transition(
             note=note,
         )
     )
+    session.add_all(extra_rows)
     session.commit()
     session.expire(ticket)
     logger.info(
@@ -300,7 +206,10 @@ def transition(
         actor,
         extra={"ticket_id": ticket_id},
     )
-    return get_ticket(session, ticket_id)
+    ticket = get_ticket(session, ticket_id)
+    if notifier is not None and to_state in _NOTICE_ON_ENTRY:
+        notifier.notify(Notice.for_ticket(_NOTICE_ON_ENTRY[to_state], ticket))
+    return ticket
 
 
 def review(
@@ -346,10 +255,20 @@ def list_tickets(
     state: TicketState | None = None,
     category: Category | None = None,
     camera_id: str | None = None,
+    areas: Sequence[str] | None = None,
+    area: str | None = None,
+    assignee: str | None = None,
+    overdue: bool | None = None,
+    now: datetime | None = None,
     limit: int = 50,
     offset: int = 0,
 ) -> tuple[Sequence[Ticket], int]:
-    """One page of tickets, newest first, and how many match in all."""
+    """One page of tickets, newest first, and how many match in all.
+
+    ``areas`` are the prefixes the caller may see (None: no limit), ``area``
+    narrows to one area and below; ``overdue`` selects tickets whose deadline
+    has passed while work is still owed (or, False, the others).
+    """
     if not 1 <= limit <= MAX_PAGE_SIZE:
         raise ValueError(f"limit must be 1 to {MAX_PAGE_SIZE}, got {limit}")
     if offset < 0:
@@ -362,10 +281,21 @@ def list_tickets(
         conditions.append(Ticket.category == str(category))
     if camera_id is not None:
         conditions.append(Ticket.camera_id == camera_id)
+    if areas is not None:
+        conditions.append(within(Ticket.area_path, areas))
+    if area is not None:
+        conditions.append(within(Ticket.area_path, [area]))
+    if assignee is not None:
+        conditions.append(Ticket.assignee == assignee)
+    if overdue is not None:
+        late = overdue_condition(now or utc_now())
+        conditions.append(late if overdue else ~late)
 
     total = session.scalar(select(func.count(Ticket.id)).where(*conditions)) or 0
+    # A page shows tickets, not their event documents or related rows.
     page = session.scalars(
         select(Ticket)
+        .options(defer(Ticket.event), lazyload("*"))
         .where(*conditions)
         .order_by(Ticket.created_at.desc(), Ticket.id.desc())
         .limit(limit)
@@ -374,11 +304,30 @@ def list_tickets(
     return page, total
 
 
-def get_evidence(session: Session, ticket_id: int, kind: EvidenceKind) -> Evidence:
-    """The ticket's evidence of this kind, if it reached the store."""
+def overdue_condition(now: datetime) -> ColumnElement[bool]:
+    """SQL: the deadline has passed and somebody still owes work."""
+    return and_(
+        Ticket.due_at.is_not(None),
+        Ticket.due_at < now,
+        Ticket.state.in_([str(state) for state in OPEN_WORK_STATES]),
+    )
+
+
+def is_overdue(ticket: Ticket, now: datetime | None = None) -> bool:
+    return (
+        ticket.due_at is not None
+        and ticket.due_at < (now or utc_now())
+        and ticket.state in OPEN_WORK_STATES
+    )
+
+
+def get_evidence(
+    session: Session, ticket_id: int, kind: EvidenceKind, round_: int = 0
+) -> Evidence:
+    """The ticket's evidence of this kind and round, if it reached the store."""
     ticket = get_ticket(session, ticket_id)
     for item in ticket.evidence:
-        if item.kind == kind:
+        if item.kind == kind and item.round == round_:
             if item.state != "stored":
                 raise EvidenceNotFound(ticket_id, kind, f"it is {item.state}")
             return item

@@ -41,6 +41,12 @@ def _configure(connection: Connection) -> None:
 
 
 def _run_on(connection: Connection) -> None:
+    if connection.dialect.name == "sqlite":
+        # Batch mode rebuilds a table by copying and dropping it; with foreign
+        # keys on, dropping the old tickets table would cascade-delete every
+        # ticket's evidence and history. Only settable outside a transaction,
+        # which pysqlite has not begun yet for a PRAGMA.
+        connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
     if connection.dialect.name == "postgresql":
         connection.execute(
             text("SELECT pg_advisory_xact_lock(:lock_id)"),

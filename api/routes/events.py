@@ -1,27 +1,113 @@
-"""Events posted by camera workers that run on other machines."""
+"""Events posted by camera workers that run on other machines, and the
+verification requests those workers answer."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from typing import Annotated
 
-from api import tickets
-from api.deps import SessionDep
-from api.schemas import EventFiled
+from fastapi import APIRouter, Path, Response, status
+
+from api import workflow
+from api.access import Action, require
+from api.auth import Forbidden, Principal
+from api.deps import NotifierDep, PrincipalDep, SessionDep, SettingsDep
+from api.filing import file_event
+from api.routes.tickets import TicketId
+from api.schemas import (
+    EventFiled,
+    TicketDetail,
+    VerificationReport,
+    VerificationRequestPublic,
+)
+from vision.sink import VerificationResult
 from vision.types import Event
 
-router = APIRouter(prefix="/api/events", tags=["events"])
+router = APIRouter(tags=["cameras"])
+
+CameraId = Annotated[str, Path(min_length=1, max_length=255)]
+
+
+def _require_camera(principal: Principal, camera_id: str) -> None:
+    if principal.camera_id != camera_id:
+        raise Forbidden(f"{principal.name} may not act for camera {camera_id}")
 
 
 @router.post(
-    "",
+    "/api/events",
     response_model=EventFiled,
     status_code=status.HTTP_201_CREATED,
     responses={200: {"model": EventFiled, "description": "Already filed."}},
 )
-def post_event(event: Event, session: SessionDep, response: Response) -> EventFiled:
-    """File a ticket for the event: 201 when new, 200 when this event id was
-    filed before (a retry), with the same ticket id either way."""
-    ticket, created = tickets.file_event(session, event)
+def post_event(
+    event: Event,
+    session: SessionDep,
+    principal: PrincipalDep,
+    settings: SettingsDep,
+    notifier: NotifierDep,
+    response: Response,
+) -> EventFiled:
+    """File a ticket for the event (the camera's API key, or an engineer):
+    201 when new; 200 when this event id was filed before (a retry) or the
+    event repeats an open ticket's place and was attached to it."""
+    if principal.is_camera:
+        _require_camera(principal, event.camera_id)
+    else:
+        require(principal, Action.FILE_EVENT, event.area_path)
+    ticket, created = file_event(
+        session,
+        event,
+        duplicate_window_s=settings.duplicate_window_s,
+        duplicate_iou=settings.duplicate_iou,
+        notifier=notifier,
+    )
     if not created:
         response.status_code = status.HTTP_200_OK
-    return EventFiled(ticket_id=ticket.id, created=created)
+    return EventFiled(
+        ticket_id=ticket.id,
+        created=created,
+        attached=not created and ticket.event_id != event.event_id,
+    )
+
+
+@router.get(
+    "/api/cameras/{camera_id}/verifications",
+    response_model=list[VerificationRequestPublic],
+)
+def list_verifications(
+    camera_id: CameraId, session: SessionDep, principal: PrincipalDep
+) -> list[VerificationRequestPublic]:
+    """Resolved tickets this camera is asked to re-check (its API key)."""
+    _require_camera(principal, camera_id)
+    return [
+        VerificationRequestPublic(
+            ticket_id=int(request.ticket_id),
+            event=request.event,
+            clear_s=request.clear_s,
+        )
+        for request in workflow.pending_verifications(session, camera_id)
+    ]
+
+
+@router.post("/api/verifications/{ticket_id}/result", response_model=TicketDetail)
+def report_verification(
+    ticket_id: TicketId,
+    body: VerificationReport,
+    session: SessionDep,
+    principal: PrincipalDep,
+    notifier: NotifierDep,
+) -> TicketDetail:
+    """The camera's answer (its API key): ``gone`` verifies the ticket,
+    ``still_there`` reopens it; the evidence is kept beside the original."""
+    if principal.camera_id is None:
+        raise Forbidden(f"{principal.name} is not a camera")
+    ticket = workflow.report_verification(
+        session,
+        VerificationResult(
+            ticket_id=str(ticket_id),
+            outcome=body.outcome,
+            evidence_event=body.evidence_event,
+        ),
+        camera_id=principal.camera_id,
+        notifier=notifier,
+    )
+    return TicketDetail.from_row(ticket)

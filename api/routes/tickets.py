@@ -1,4 +1,4 @@
-"""Tickets: list, read, evidence, review."""
+"""Tickets: list, read, and their evidence, within the caller's areas."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ from fastapi import APIRouter, Header, Path, Query, Response
 from fastapi.responses import StreamingResponse
 
 from api import tickets
-from api.deps import SessionDep, StoreDep
-from api.schemas import ReviewRequest, TicketDetail, TicketPublic, TicketsPage
+from api.access import areas_for, visible_ticket
+from api.areas import MAX_AREA_CHARS
+from api.deps import PrincipalDep, SessionDep, StoreDep
+from api.schemas import TicketDetail, TicketPublic, TicketsPage
 from api.tables import Evidence
 from api.tickets import TicketState
 from vision.evidence.objects import ObjectInfo, ObjectStore
@@ -38,18 +40,32 @@ _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 @router.get("", response_model=TicketsPage)
 def list_tickets(
     session: SessionDep,
+    principal: PrincipalDep,
     state: TicketState | None = None,
     category: Category | None = None,
     camera_id: Annotated[str | None, Query(max_length=255)] = None,
+    area: Annotated[
+        str | None,
+        Query(max_length=MAX_AREA_CHARS, description="This area and below."),
+    ] = None,
+    assignee: Annotated[str | None, Query(max_length=255)] = None,
+    overdue: Annotated[
+        bool | None, Query(description="Only tickets past (or within) deadline.")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=tickets.MAX_PAGE_SIZE)] = 50,
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> TicketsPage:
-    """Tickets newest first, filtered by state, category and camera."""
+    """Tickets in the caller's areas, newest first, filtered by state,
+    category, camera, area, assignee and deadline."""
     page, total = tickets.list_tickets(
         session,
         state=state,
         category=category,
         camera_id=camera_id,
+        areas=areas_for(principal),
+        area=area,
+        assignee=assignee,
+        overdue=overdue,
         limit=limit,
         offset=offset,
     )
@@ -62,26 +78,11 @@ def list_tickets(
 
 
 @router.get("/{ticket_id}", response_model=TicketDetail)
-def get_ticket(ticket_id: TicketId, session: SessionDep) -> TicketDetail:
-    """One ticket with its evidence links, its history and the event."""
-    return TicketDetail.from_row(tickets.get_ticket(session, ticket_id))
-
-
-@router.post("/{ticket_id}/review", response_model=TicketDetail)
-def review_ticket(
-    ticket_id: TicketId, body: ReviewRequest, session: SessionDep
+def get_ticket(
+    ticket_id: TicketId, session: SessionDep, principal: PrincipalDep
 ) -> TicketDetail:
-    """Confirm or reject a ticket waiting for review. A rejection needs a
-    reason from the fixed list; both are recorded with actor and time."""
-    ticket = tickets.review(
-        session,
-        ticket_id,
-        body.decision,
-        actor=body.actor,
-        reason=body.reason,
-        note=body.note,
-    )
-    return TicketDetail.from_row(ticket)
+    """One ticket with its evidence links, its history and the event."""
+    return TicketDetail.from_row(visible_ticket(session, principal, ticket_id))
 
 
 @router.get(
@@ -98,12 +99,23 @@ def get_evidence(
     ticket_id: TicketId,
     kind: EvidenceKind,
     session: SessionDep,
+    principal: PrincipalDep,
     store: StoreDep,
+    round_: Annotated[
+        int,
+        Query(
+            alias="round",
+            ge=0,
+            le=10_000,
+            description="0: filed with the ticket; n: the n-th verification.",
+        ),
+    ] = 0,
     range_header: Annotated[str | None, Header(alias="Range")] = None,
 ) -> Response:
     """The evidence object itself, streamed from the store. Byte ranges are
     served (206) so a browser can seek in a clip."""
-    item = tickets.get_evidence(session, ticket_id, kind)
+    visible_ticket(session, principal, ticket_id)
+    item = tickets.get_evidence(session, ticket_id, kind, round_)
     session.close()  # nothing more to read; free the connection while streaming
     headers = {
         "Accept-Ranges": "bytes",
@@ -210,7 +222,8 @@ def _unsatisfiable(size_bytes: int, headers: dict[str, str]) -> Response:
 
 def _disposition(ticket_id: int, item: Evidence) -> str:
     extension = _EXTENSIONS.get(item.content_type, "bin")
-    return f'inline; filename="ticket-{ticket_id}-{item.kind}.{extension}"'
+    suffix = f"-v{item.round}" if item.round else ""
+    return f'inline; filename="ticket-{ticket_id}-{item.kind}{suffix}.{extension}"'
 
 
 def _slice(chunks: Iterator[bytes], start: int, end: int) -> Iterator[bytes]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import shutil
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,9 +21,13 @@ from fastapi import FastAPI
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from api import auth, users
 from api.db import make_engine, make_session_factory, upgrade
+from api.dispatch import DispatchConfig
 from api.main import create_app
+from api.notify import MemoryNotifier
 from api.settings import Settings
+from api.tables import User
 from vision.evidence.local import LocalDirStore
 
 with warnings.catch_warnings():
@@ -34,6 +38,14 @@ with warnings.catch_warnings():
 
 PG_SERVER_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 BACKENDS = ["sqlite", "postgresql"]
+TABLES = (
+    "tickets, evidence, transitions, attachments, verifications, "
+    "users, grants, api_keys"
+)
+# Every role on the whole city: the user the general API tests act as.
+OPS_GRANTS = [(role, "") for role in users.Role]
+
+Headers = dict[str, str]
 
 
 def _admin_connection():  # type: ignore[no-untyped-def]
@@ -133,9 +145,7 @@ def database_url(
         pytest.skip(pg_server.reason)
     engine = make_engine(pg_session_database)
     with engine.begin() as connection:
-        connection.execute(
-            text("TRUNCATE tickets, evidence, transitions RESTART IDENTITY CASCADE")
-        )
+        connection.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
     engine.dispose()
     return pg_session_database
 
@@ -163,18 +173,77 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
+def notifier() -> MemoryNotifier:
+    return MemoryNotifier()
+
+
+@pytest.fixture
 def app(
     settings: Settings,
     store: LocalDirStore,
     session_factory: sessionmaker[Session],
+    notifier: MemoryNotifier,
 ) -> FastAPI:
-    return create_app(settings, store=store, session_factory=session_factory)
+    return create_app(
+        settings,
+        store=store,
+        session_factory=session_factory,
+        notifier=notifier,
+        dispatch_config=DispatchConfig(),
+    )
 
 
 @pytest.fixture
-def client(app: FastAPI) -> Iterator[TestClient]:
+def user_headers(
+    app: FastAPI, session_factory: sessionmaker[Session]
+) -> Callable[..., Headers]:
+    """``user_headers(name, [(role, area), ...])``: a new user (no password,
+    so no slow hashing) and the bearer header of a token for them."""
+
+    def make(name: str, grants: list[tuple[str, str]]) -> Headers:
+        with session_factory() as session:
+            user = users.create_user(session, name, grants)
+            token = auth.issue_token(user, app.state.token_secret, 3600)
+        return {"Authorization": f"Bearer {token}"}
+
+    return make
+
+
+@pytest.fixture
+def camera_headers(session_factory: sessionmaker[Session]) -> Callable[[str], Headers]:
+    """``camera_headers(camera_id)``: the API-key header of a new camera key."""
+
+    def make(camera_id: str) -> Headers:
+        with session_factory() as session:
+            key = auth.create_api_key(
+                session, name=f"camera {camera_id}", camera_id=camera_id
+            )
+        return {"X-API-Key": key}
+
+    return make
+
+
+@pytest.fixture
+def ops_headers(user_headers: Callable[..., Headers]) -> Headers:
+    return user_headers("ops", OPS_GRANTS)
+
+
+@pytest.fixture
+def client(app: FastAPI, ops_headers: Headers) -> Iterator[TestClient]:
+    """The API, signed in as a user with every role on the whole city."""
+    with TestClient(app, headers=ops_headers) as client:
+        yield client
+
+
+@pytest.fixture
+def anonymous(app: FastAPI) -> Iterator[TestClient]:
     with TestClient(app) as client:
         yield client
+
+
+def user_row(session_factory: sessionmaker[Session], name: str) -> User:
+    with session_factory() as session:
+        return users.get_user(session, name)
 
 
 @pytest.fixture(scope="session")

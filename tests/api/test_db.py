@@ -34,13 +34,20 @@ def test_upgrade_creates_the_schema_on_an_empty_database(
     upgrade(empty_database_url)
     upgrade(empty_database_url)  # a second run is a no-op
 
-    assert current_revision(empty_database_url) == head_revision() == "0001"
+    assert current_revision(empty_database_url) == head_revision() == "0002"
     engine = make_engine(empty_database_url)
     try:
         inspector = inspect(engine)
-        assert {"tickets", "evidence", "transitions"} <= set(
-            inspector.get_table_names()
-        )
+        assert {
+            "tickets",
+            "evidence",
+            "transitions",
+            "attachments",
+            "verifications",
+            "users",
+            "grants",
+            "api_keys",
+        } <= set(inspector.get_table_names())
         uniques = inspector.get_unique_constraints("tickets")
         assert {"uq_tickets_event_id"} <= {u["name"] for u in uniques}
         indexes = {ix["name"] for ix in inspector.get_indexes("tickets")}
@@ -49,6 +56,8 @@ def test_upgrade_creates_the_schema_on_an_empty_database(
             "ix_tickets_state_created_at",
             "ix_tickets_category_created_at",
             "ix_tickets_camera_id_created_at",
+            "ix_tickets_state_area_path_created_at",
+            "ix_tickets_due_at",
         } <= indexes
         with engine.connect() as connection:
             differences = compare_metadata(
@@ -67,7 +76,7 @@ def test_downgrade_and_upgrade_again(empty_database_url: str) -> None:
     assert current_revision(empty_database_url) is None
 
     upgrade(empty_database_url)
-    assert current_revision(empty_database_url) == "0001"
+    assert current_revision(empty_database_url) == "0002"
 
 
 def test_sqlite_database_folder_is_created(tmp_path: Path) -> None:
@@ -127,4 +136,69 @@ def test_installed_package_carries_the_migrations(tmp_path: Path) -> None:
         "api/migrations/env.py",
         "api/migrations/script.py.mako",
         "api/migrations/versions/0001_tickets_evidence_transitions.py",
+        "api/migrations/versions/0002_workflow_users_areas.py",
     } <= names
+
+
+@backends
+def test_upgrade_from_0001_keeps_its_tickets(empty_database_url: str) -> None:
+    """A database filed under the first schema, with tickets, evidence and
+    history in it, moves to head with all of it intact and usable."""
+    from sqlalchemy import text
+
+    from api import filing, tickets
+    from api.db import make_session_factory
+    from tests.api.builders import make_event
+
+    upgrade(empty_database_url, "0001")
+    engine = make_engine(empty_database_url)
+    event = make_event()
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO tickets (id, event_id, camera_id, area_path, category,"
+                " state, rule, score, started_at, detected_at, started_ts_s,"
+                " ended_ts_s, event, evidence_state, created_at, updated_at)"
+                " VALUES (1, :event_id, 'plaza-north', 'old-town/grid-07',"
+                " 'illegal_parking', 'confirmed', 'fire-lane', 0.9, :at, :at, 1.0,"
+                " 2.0, :event, 'stored', :at, :at)"
+            ),
+            {
+                "event_id": event.event_id,
+                "at": event.started_at,
+                "event": event.model_dump_json(),
+            },
+        )
+        connection.execute(
+            text(
+                "INSERT INTO evidence (ticket_id, kind, key, content_type, state)"
+                " VALUES (1, 'clip', 'e/clip.mp4', 'video/mp4', 'stored')"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO transitions (ticket_id, from_state, to_state, actor, at)"
+                " VALUES (1, NULL, 'pending_review', 'camera:plaza-north', :at)"
+            ),
+            {"at": event.started_at},
+        )
+    engine.dispose()
+
+    upgrade(empty_database_url)
+
+    engine = make_engine(empty_database_url)
+    try:
+        with make_session_factory(engine)() as session:
+            ticket = tickets.get_ticket(session, 1)
+            assert ticket.last_seen_at == event.started_at
+            assert ticket.duplicate_count == 0
+            assert [(e.role, e.round) for e in ticket.evidence] == [("original", 0)]
+            assert len(ticket.transitions) == 1
+            again, created = filing.file_event(session, event)
+            assert (again.id, created) == (1, False)
+            moved = tickets.transition(
+                session, 1, tickets.TicketState.DISPATCHED, actor="dan"
+            )
+            assert moved.state == "dispatched"
+    finally:
+        engine.dispose()

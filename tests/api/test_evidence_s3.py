@@ -9,6 +9,8 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
+from api import auth, users
+from api.db import make_engine, make_session_factory
 from api.main import create_app
 from api.settings import Settings
 from api.storage import build_store, describe_store
@@ -41,10 +43,21 @@ def test_clip_is_proxied_from_s3_with_ranges(
         writer_store, event.event_id, throw_clip, street_photo
     )
     data = throw_clip.read_bytes()
+    app = create_app(settings)
+    engine = make_engine(settings.database_url or "")
+    with make_session_factory(engine)() as session:
+        camera_key = auth.create_api_key(session, name="cam", camera_id="plaza-north")
+        reader = users.create_user(session, "reader", [("read_only", "old-town")])
+        token = auth.issue_token(reader, app.state.token_secret, 60)
+    engine.dispose()
 
     # No store handed in: the app builds its own from the settings.
-    with TestClient(create_app(settings)) as client:
-        filed = client.post("/api/events", json=event.model_dump(mode="json"))
+    with TestClient(app, headers={"Authorization": f"Bearer {token}"}) as client:
+        filed = client.post(
+            "/api/events",
+            json=event.model_dump(mode="json"),
+            headers={"X-API-Key": camera_key, "Authorization": ""},
+        )
         ticket_id = filed.json()["ticket_id"]
         url = f"/api/tickets/{ticket_id}/evidence/clip"
         whole = client.get(url)

@@ -65,13 +65,15 @@ def test_database_sink_files_once_per_event(
 
 
 def test_http_sink_files_through_a_running_api(
-    api_url: str, session_factory: sessionmaker[Session]
+    api_url: str, session_factory: sessionmaker[Session], camera_headers
 ) -> None:
     event = make_event()
-    with HttpSink(api_url, timeout_s=5.0) as sink:
+    key = camera_headers("plaza-north")["X-API-Key"]
+    with HttpSink(api_url, api_key=key, timeout_s=5.0) as sink:
         first = sink.file(event)
         again = sink.file(event)
-        other = sink.file(make_event())
+        # Elsewhere in the picture: a new place, a new ticket.
+        other = sink.file(make_event(bbox_xyxy=(10.0, 10.0, 50.0, 50.0), track_id=99))
 
     assert first.created and not again.created and other.created
     assert again.ticket_id == first.ticket_id != other.ticket_id
@@ -79,13 +81,14 @@ def test_http_sink_files_through_a_running_api(
 
 
 def test_http_sink_posts_concurrently_without_duplicates(
-    api_url: str, session_factory: sessionmaker[Session]
+    api_url: str, session_factory: sessionmaker[Session], camera_headers
 ) -> None:
     event = make_event()
     results: list[FiledTicket] = []
+    key = camera_headers("plaza-north")["X-API-Key"]
 
     def post() -> None:
-        with HttpSink(api_url, timeout_s=10.0) as sink:
+        with HttpSink(api_url, api_key=key, timeout_s=10.0) as sink:
             results.append(sink.file(event))
 
     threads = [threading.Thread(target=post) for _ in range(6)]

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from api import tickets
+from api import filing, tickets
 from api.tables import Evidence, Ticket, Transition
 from api.tickets import (
     ALLOWED_TRANSITIONS,
@@ -50,7 +50,7 @@ def test_filing_writes_the_ticket_its_evidence_and_the_first_transition(
         ]
     )
     with session_factory() as session:
-        ticket, created = tickets.file_event(session, event)
+        ticket, created = filing.file_event(session, event)
 
     assert created
     with session_factory() as session:
@@ -74,8 +74,8 @@ def test_filing_the_same_event_twice_keeps_one_ticket(
 ) -> None:
     event = make_event()
     with session_factory() as session:
-        first, created_first = tickets.file_event(session, event)
-        again, created_again = tickets.file_event(session, event)
+        first, created_first = filing.file_event(session, event)
+        again, created_again = filing.file_event(session, event)
 
     assert (created_first, created_again) == (True, False)
     assert again.id == first.id
@@ -97,7 +97,7 @@ def test_concurrent_filings_of_one_event_make_one_ticket(
     def file_once(_: int) -> tuple[int, bool]:
         barrier.wait()  # all threads insert at the same moment
         with session_factory() as session:
-            ticket, created = tickets.file_event(session, event)
+            ticket, created = filing.file_event(session, event)
             return ticket.id, created
 
     with ThreadPoolExecutor(threads) as pool:
@@ -115,7 +115,7 @@ def test_concurrent_reviews_of_one_ticket_let_one_win(
     session_factory: sessionmaker[Session],
 ) -> None:
     with session_factory() as session:
-        ticket, _ = tickets.file_event(session, make_event())
+        ticket, _ = filing.file_event(session, make_event())
     threads = 6
     barrier = threading.Barrier(threads)
 
@@ -148,7 +148,7 @@ def test_every_state_has_a_row_in_the_workflow_table() -> None:
 
 def _ticket_in(session_factory: sessionmaker[Session], path: list[TicketState]) -> int:
     with session_factory() as session:
-        ticket, _ = tickets.file_event(session, make_event())
+        ticket, _ = filing.file_event(session, make_event())
         for state in path:
             tickets.transition(session, ticket.id, state, actor="ops")
     return ticket.id

@@ -42,7 +42,7 @@ def test_list_filters_and_paginates_newest_first(client: TestClient) -> None:
         post_event(client, camera_id="market-east", category=Category.THROW),
         post_event(client, camera_id="plaza-north", category=Category.GARBAGE),
     ]
-    assert review(client, ids[0], decision="confirm", actor="ana").status_code == 200
+    assert review(client, ids[0], decision="confirm").status_code == 200
 
     everything = client.get("/api/tickets").json()
     assert everything["total"] == 5
@@ -95,7 +95,12 @@ def test_list_refuses_malformed_queries(client: TestClient, params: dict) -> Non
 def ticket_with_evidence(
     client: TestClient, store: LocalDirStore, throw_clip: Path, street_photo: Path
 ) -> int:
-    event = make_event(category=Category.THROW, rule="throw", event_id="evt-throw-1")
+    event = make_event(
+        category=Category.THROW,
+        rule="throw",
+        event_id="evt-throw-1",
+        bbox_xyxy=(652.0, 44.0, 724.0, 100.0),
+    )
     event.evidence = store_evidence(store, event.event_id, throw_clip, street_photo)
     event.evidence.append(
         EvidenceItem(
@@ -280,18 +285,18 @@ def test_confirm_and_reject_survive_a_restart(
     settings: Settings,
     store: LocalDirStore,
     database_url: str,
+    ops_headers: dict[str, str],
 ) -> None:
     confirmed_id = post_event(client)
     rejected_id = post_event(client)
 
-    confirm = review(client, confirmed_id, decision="confirm", actor="ana")
+    confirm = review(client, confirmed_id, decision="confirm")
     reject = review(
         client,
         rejected_id,
         decision="reject",
         reason="false_detection",
         note="a shadow, not a car",
-        actor="ben",
     )
 
     assert confirm.status_code == 200, confirm.text
@@ -305,7 +310,7 @@ def test_confirm_and_reject_survive_a_restart(
         app = create_app(
             settings, store=store, session_factory=make_session_factory(engine)
         )
-        with TestClient(app) as restarted:
+        with TestClient(app, headers=ops_headers) as restarted:
             confirmed = restarted.get(f"/api/tickets/{confirmed_id}").json()
             rejected = restarted.get(f"/api/tickets/{rejected_id}").json()
     finally:
@@ -319,8 +324,8 @@ def test_confirm_and_reject_survive_a_restart(
         "pending_review",
         "confirmed",
     )
-    assert (last_confirm["actor"], last_confirm["reason"]) == ("ana", None)
-    assert last_reject["actor"] == "ben"
+    assert (last_confirm["actor"], last_confirm["reason"]) == ("ops", None)
+    assert last_reject["actor"] == "ops"
     assert last_reject["reason"] == "false_detection"
     assert last_reject["note"] == "a shadow, not a car"
     assert last_reject["at"].endswith(("Z", "+00:00"))
@@ -342,10 +347,10 @@ def test_a_second_review_is_an_illegal_transition(
     second: dict,
 ) -> None:
     ticket_id = post_event(client)
-    assert review(client, ticket_id, actor="ana", **first).status_code == 200
+    assert review(client, ticket_id, **first).status_code == 200
 
     with caplog.at_level(logging.DEBUG):
-        response = review(client, ticket_id, actor="ben", **second)
+        response = review(client, ticket_id, **second)
 
     assert response.status_code == 409
     assert response.json()["detail"] == "illegal_transition"
@@ -358,23 +363,22 @@ def test_a_second_review_is_an_illegal_transition(
 @pytest.mark.parametrize(
     "body",
     [
-        {"decision": "reject", "actor": "ana"},
-        {"decision": "reject", "reason": "ugly", "actor": "ana"},
-        {"decision": "confirm", "reason": "duplicate", "actor": "ana"},
-        {"decision": "approve", "actor": "ana"},
-        {"decision": "confirm"},
-        {"decision": "confirm", "actor": ""},
-        {"decision": "confirm", "actor": "   "},
-        {"decision": "confirm", "actor": "ana", "priority": "high"},
+        {"decision": "reject"},
+        {"decision": "reject", "reason": "ugly"},
+        {"decision": "confirm", "reason": "duplicate"},
+        {"decision": "approve"},
+        {},
+        # The actor is the signed-in user; a body cannot name another.
+        {"decision": "confirm", "actor": "somebody-else"},
+        {"decision": "confirm", "priority": "high"},
     ],
     ids=[
         "reject-without-reason",
         "unknown-reason",
         "confirm-with-reason",
         "unknown-decision",
-        "no-actor",
-        "empty-actor",
-        "blank-actor",
+        "no-decision",
+        "actor-in-body",
         "unknown-field",
     ],
 )
@@ -388,7 +392,7 @@ def test_malformed_reviews_answer_422(client: TestClient, body: dict) -> None:
 
 
 def test_reviewing_an_unknown_ticket_answers_404(client: TestClient) -> None:
-    response = review(client, 999, decision="confirm", actor="ana")
+    response = review(client, 999, decision="confirm")
     assert response.status_code == 404
     assert response.json()["detail"] == "ticket_not_found"
 
@@ -424,6 +428,7 @@ def test_reposting_the_same_event_id_files_no_second_ticket(
         == {
             "ticket_id": first.json()["ticket_id"],
             "created": False,
+            "attached": False,
         }
     )
     with session_factory() as session:

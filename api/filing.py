@@ -1,0 +1,221 @@
+"""Filing events as tickets: idempotent on the event id, and a later event
+of the same place attaches to the open ticket instead of filing another.
+
+Filing the same event again, from a retry or from two processes at once,
+returns the ticket already there. An event of the same camera and category
+whose box overlaps an open ticket's (or whose track is the same) within the
+duplicate window is recorded as an attachment of that ticket; two cars side
+by side are two tickets.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from api.duplicates import find_duplicate
+from api.notify import Notice, NoticeKind, Notifier
+from api.tables import Attachment, Evidence, Ticket, Transition, utc_now
+from api.tickets import (
+    MAX_EVENT_ID_CHARS,
+    OPEN_STATES,
+    InvalidEvent,
+    TicketState,
+    get_ticket,
+)
+from vision.types import Event
+
+logger = logging.getLogger(__name__)
+
+
+def file_event(
+    session: Session,
+    event: Event,
+    *,
+    duplicate_window_s: float = 3600.0,
+    duplicate_iou: float = 0.3,
+    notifier: Notifier | None = None,
+) -> tuple[Ticket, bool]:
+    """File a ticket for the event; ``created`` is False if it was filed before
+    or attached to an open ticket of the same place (``ticket.event_id`` then
+    differs from the event's).
+
+    Two concurrent filings of one event both end with the same ticket: the
+    unique event id makes the second insert fail, and it then reads the first.
+    """
+    event_dump = _check_event(event)
+    existing = _ticket_by_event_id(session, event.event_id)
+    if existing is not None:
+        return existing, False
+
+    open_ticket = find_duplicate(
+        session,
+        event,
+        open_states=[str(state) for state in OPEN_STATES],
+        window_s=duplicate_window_s,
+        min_iou=duplicate_iou,
+    )
+    if open_ticket is not None:
+        return _attach(session, open_ticket, event, event_dump), False
+
+    ticket = _new_ticket(event, event_dump)
+    session.add(ticket)
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        existing = _ticket_by_event_id(session, event.event_id)
+        if existing is None:  # the conflict was not the event id
+            raise
+        return existing, False
+
+    if notifier is not None:
+        notifier.notify(Notice.for_ticket(NoticeKind.FILED, ticket))
+
+    logger.info(
+        "filed ticket %s for %s event %s from camera %s",
+        ticket.id,
+        event.category,
+        event.event_id,
+        event.camera_id,
+        extra={"ticket_id": ticket.id, "camera_id": event.camera_id},
+    )
+    return ticket, True
+
+
+def _check_event(event: Event) -> dict[str, object]:
+    """The event as JSON data, refusing what the database cannot keep."""
+    if not event.event_id or len(event.event_id) > MAX_EVENT_ID_CHARS:
+        raise InvalidEvent(
+            f"event_id must be 1 to {MAX_EVENT_ID_CHARS} characters, "
+            f"got {len(event.event_id)}"
+        )
+    dump = event.model_dump(mode="json")
+    try:
+        json.dumps(dump, allow_nan=False)
+    except ValueError as exc:
+        raise InvalidEvent(
+            f"event {event.event_id} holds a number that is not finite"
+        ) from exc
+    return dump
+
+
+def _attach(
+    session: Session, ticket: Ticket, event: Event, event_dump: dict[str, object]
+) -> Ticket:
+    """Record a later event of the ticket's place on the ticket."""
+    if ticket.event_id == event.event_id:  # filed by a concurrent retry
+        return ticket
+    attachment = Attachment(
+        ticket_id=ticket.id,
+        event_id=event.event_id,
+        track_id=event.track_id,
+        bbox=list(event.bbox_xyxy) if event.bbox_xyxy is not None else None,
+        detected_at=event.detected_at,
+        event=event_dump,
+    )
+    try:
+        session.add(attachment)
+        session.execute(
+            update(Ticket)
+            .where(Ticket.id == ticket.id)
+            .values(
+                duplicate_count=Ticket.duplicate_count + 1,
+                last_seen_at=max(ticket.last_seen_at, event.detected_at),
+            )
+            .execution_options(synchronize_session=False)
+        )
+        session.commit()
+    except IntegrityError:  # the same event attached at the same moment
+        session.rollback()
+        existing = _ticket_by_event_id(session, event.event_id)
+        if existing is None:
+            raise
+        return existing
+    session.expire(ticket)
+    logger.info(
+        "event %s attached to ticket %s (same place)",
+        event.event_id,
+        ticket.id,
+        extra={"ticket_id": ticket.id, "camera_id": event.camera_id},
+    )
+    return get_ticket(session, ticket.id)
+
+
+def _new_ticket(event: Event, event_dump: dict[str, object]) -> Ticket:
+    now = utc_now()
+    ticket = Ticket(
+        event_id=event.event_id,
+        camera_id=event.camera_id,
+        area_path=event.area_path,
+        category=str(event.category),
+        state=TicketState.PENDING_REVIEW,
+        rule=event.rule,
+        zone=event.zone,
+        class_name=event.class_name,
+        track_id=event.track_id,
+        score=event.score,
+        started_at=event.started_at,
+        detected_at=event.detected_at,
+        started_ts_s=event.started_ts_s,
+        ended_ts_s=event.ended_ts_s,
+        bbox=list(event.bbox_xyxy) if event.bbox_xyxy is not None else None,
+        event=event_dump,
+        evidence_state=str(event.evidence_state),
+        created_at=now,
+        updated_at=now,
+        last_seen_at=event.detected_at,
+        duplicate_count=0,
+    )
+    ticket.evidence = evidence_rows(event)
+    ticket.transitions = [
+        Transition(
+            from_state=None,
+            to_state=TicketState.PENDING_REVIEW,
+            actor=f"camera:{event.camera_id}",
+            at=now,
+        )
+    ]
+    return ticket
+
+
+def evidence_rows(event: Event, round_: int = 0) -> list[Evidence]:
+    """Evidence rows for the event's items: the filing's (round 0) or a
+    camera's verification (round n, role ``verification``)."""
+    rows: dict[str, Evidence] = {}
+    for item in event.evidence:
+        if item.kind in rows:
+            # The API serves one object per kind; keep the first.
+            logger.warning(
+                "event %s has more than one %s evidence item; keeping the first",
+                event.event_id,
+                item.kind,
+            )
+            continue
+        rows[item.kind] = Evidence(
+            kind=str(item.kind),
+            key=item.key,
+            content_type=item.content_type,
+            sha256=item.sha256,
+            size_bytes=item.size_bytes,
+            state=str(item.state),
+            reason=item.reason,
+            role="original" if round_ == 0 else "verification",
+            round=round_,
+        )
+    return list(rows.values())
+
+
+def _ticket_by_event_id(session: Session, event_id: str) -> Ticket | None:
+    """The ticket filed from this event, or the one it was attached to."""
+    ticket = session.scalars(select(Ticket).where(Ticket.event_id == event_id)).first()
+    if ticket is not None:
+        return ticket
+    ticket_id = session.scalar(
+        select(Attachment.ticket_id).where(Attachment.event_id == event_id)
+    )
+    return None if ticket_id is None else session.get(Ticket, ticket_id)
