@@ -53,3 +53,54 @@ def test_throw_evidence_lands_in_the_bucket_with_its_media_types(
         assert stat.content_type == EXPECTED_TYPES[item["kind"]]
         assert stat.size == item["size_bytes"]
     assert not (tmp_path / "evidence").exists()  # nothing went to local disk
+
+
+@pytest.mark.slow
+def test_the_api_serves_evidence_from_the_bucket_to_a_reviewer(
+    tmp_path: Path, videos_dir: Path, models_mirror: Path, s3_server
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from api import auth, users
+    from api.db import make_engine, make_session_factory
+    from api.main import create_app
+    from api.settings import Settings
+
+    s3_env = {
+        "CITYWATCH_STORE_KIND": "s3",
+        "CITYWATCH_S3_ENDPOINT": s3_server.endpoint,
+        "CITYWATCH_S3_ACCESS_KEY": s3_server.access_key,
+        "CITYWATCH_S3_SECRET_KEY": s3_server.secret_key,
+        "CITYWATCH_S3_BUCKET": "api-evidence",
+        "CITYWATCH_S3_SECURE": "false",
+    }
+    video = videos_dir / "throw_facade_ball_720p30.mp4"
+    result = run_citywatch(["watch", str(video)], tmp_path, models_mirror, **s3_env)
+    assert result.returncode == 0, result.stderr
+
+    settings = Settings(
+        data_dir=tmp_path,
+        store_kind="s3",
+        s3_endpoint=s3_server.endpoint,
+        s3_access_key=s3_server.access_key,
+        s3_secret_key=s3_server.secret_key,
+        s3_bucket="api-evidence",
+        s3_secure=False,
+    )
+    engine = make_engine(settings.database_url)
+    session_factory = make_session_factory(engine)
+    app = create_app(settings, session_factory=session_factory)
+    with session_factory() as session:
+        reviewer = users.create_user(session, "reviewer", [("reviewer", "")])
+        token = auth.issue_token(reviewer, app.state.token_secret, 600)
+
+    with TestClient(app, headers={"Authorization": f"Bearer {token}"}) as client:
+        (ticket,) = client.get("/api/tickets").json()["items"]
+        detail = client.get(f"/api/tickets/{ticket['id']}").json()
+        links = {item["kind"]: item["url"] for item in detail["evidence"]}
+        for kind, content_type in EXPECTED_TYPES.items():
+            response = client.get(links[kind])
+            assert response.status_code == 200
+            assert response.headers["content-type"].startswith(content_type)
+            assert response.headers["content-disposition"].startswith("inline")
+    engine.dispose()
