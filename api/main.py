@@ -35,6 +35,7 @@ from api.routes import users as users_routes
 from api.schemas import ERROR_DOCS, Health
 from api.settings import Settings, get_settings
 from api.storage import build_store
+from api.web import pages
 from vision.errors import StoreError
 from vision.evidence.objects import ObjectStore
 
@@ -130,6 +131,7 @@ def create_app(
     app.include_router(tickets_routes.router)
     app.include_router(reviews_routes.router)
     app.include_router(events_routes.router)
+    app.include_router(pages.router)
     app.add_api_route(
         "/healthz",
         healthz,

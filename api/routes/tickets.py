@@ -9,6 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Query, Response
 from fastapi.responses import StreamingResponse
+from starlette.background import BackgroundTask
 
 from api import tickets
 from api.access import areas_for, visible_ticket
@@ -141,9 +142,15 @@ def get_evidence(
             status_code=206,
             media_type=content_type,
             headers=headers,
+            background=_release(chunks),
         )
     headers["Content-Length"] = str(size_bytes)
-    return StreamingResponse(_closing(chunks), media_type=content_type, headers=headers)
+    return StreamingResponse(
+        _closing(chunks),
+        media_type=content_type,
+        headers=headers,
+        background=_release(chunks),
+    )
 
 
 def _range_response(
@@ -168,7 +175,11 @@ def _range_response(
     headers["Content-Range"] = f"bytes {start}-{end}/{size_bytes}"
     headers["Content-Length"] = str(end - start + 1)
     return StreamingResponse(
-        _closing(chunks), status_code=206, media_type=item.content_type, headers=headers
+        _closing(chunks),
+        status_code=206,
+        media_type=item.content_type,
+        headers=headers,
+        background=_release(chunks),
     )
 
 
@@ -247,6 +258,13 @@ def _closing(chunks: Iterator[bytes]) -> Iterator[bytes]:
         yield from chunks
     finally:
         _close(chunks)
+
+
+def _release(chunks: Iterator[bytes]) -> BackgroundTask:
+    """Close the store's stream after the response, even one the client
+    abandoned before the first byte (the generator's own ``finally`` never
+    runs then)."""
+    return BackgroundTask(_close, chunks)
 
 
 def _close(chunks: Iterator[bytes]) -> None:

@@ -1,0 +1,1 @@
+"""The review pages served by the service itself (no separate front end)."""
