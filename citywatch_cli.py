@@ -169,6 +169,46 @@ def models_pull(name: Annotated[str, typer.Argument(help="Catalog name.")]) -> N
     typer.echo(str(path))
 
 
+@models_app.command("quantize")
+def models_quantize(
+    model: Annotated[str, typer.Argument(help="Catalog name or ONNX file.")],
+    calibration: Annotated[
+        Path, typer.Option(help="Folder of images like the camera's (a few hundred).")
+    ],
+    out: Annotated[Path, typer.Option(help="Where to write the int8 model.")],
+    max_images: Annotated[int, typer.Option(min=1)] = 300,
+) -> None:
+    """Write a static int8 (QDQ) copy of a model, calibrated on sample images.
+
+    Measure it with `citywatch eval compare` before deploying: on some CPUs
+    and models int8 is slower, or loses more accuracy than it is worth.
+    """
+    from api.settings import get_settings
+    from models.catalog import resolve_model
+
+    def run() -> Path:
+        try:
+            from models.quantize import calibration_files, quantize_static_int8
+        except ImportError as exc:
+            raise CitywatchError(
+                f"quantizing needs the onnx package ({exc.name} is missing); "
+                "install the train extra: pip install 'citywatch[train]'"
+            ) from None
+        settings = get_settings()
+        spec = resolve_model(
+            model, model_dir=settings.model_dir, mirror_dir=settings.model_mirror_dir
+        )
+        return quantize_static_int8(
+            spec.path,
+            out,
+            calibration_files(calibration, max_images),
+            max_images=max_images,
+            input_size_px=spec.input_size_px,
+        )
+
+    typer.echo(str(_guarded(run)))
+
+
 def main() -> None:
     app(prog_name="citywatch")
 
