@@ -20,8 +20,11 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+
+from vision.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -33,8 +36,31 @@ SQLITE_BUSY_TIMEOUT_S = 30.0
 
 
 def make_engine(database_url: str, **kwargs: Any) -> Engine:
-    """An engine for the URL; a SQLite file's folder is created if missing."""
-    url = make_url(database_url)
+    """An engine for the URL; a SQLite file's folder is created if missing.
+
+    A URL that cannot be used (unparsable, an unknown dialect, a driver that
+    is not installed) is a ``ConfigError`` naming it, password hidden.
+    """
+    try:
+        url = make_url(database_url)
+    except ArgumentError:
+        raise ConfigError(
+            "database URL cannot be parsed (see CITYWATCH_DATABASE_URL)"
+        ) from None
+    try:
+        return _engine_for(url, **kwargs)
+    except NoSuchModuleError:
+        shown = url.render_as_string(hide_password=True)
+        raise ConfigError(f"database URL {shown}: unknown database kind") from None
+    except ModuleNotFoundError as exc:
+        shown = url.render_as_string(hide_password=True)
+        hint = " (pip install 'citywatch[postgres]')" if exc.name == "psycopg" else ""
+        raise ConfigError(
+            f"database URL {shown}: its driver {exc.name} is not installed{hint}"
+        ) from None
+
+
+def _engine_for(url: URL, **kwargs: Any) -> Engine:
     if url.get_backend_name() != "sqlite":
         kwargs.setdefault("pool_pre_ping", True)
         return create_engine(url, **kwargs)
@@ -78,9 +104,18 @@ def alembic_config(database_url: str) -> Config:
 
 
 def upgrade(database_url: str, revision: str = "head") -> None:
-    """Bring the database's schema to ``revision`` (default: the newest)."""
-    logger.info("migrating database schema to %s", revision)
-    command.upgrade(alembic_config(database_url), revision)
+    """Bring the database's schema to ``revision`` (default: the newest).
+
+    An unreachable database or a bad URL is a ``ConfigError`` naming it.
+    """
+    logger.debug("migrating database schema to %s", revision)
+    make_engine(database_url).dispose()  # the URL's own errors, in one line
+    try:
+        command.upgrade(alembic_config(database_url), revision)
+    except OperationalError as exc:
+        shown = make_url(database_url).render_as_string(hide_password=True)
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise ConfigError(f"database {shown}: cannot connect: {reason}") from None
 
 
 def downgrade(database_url: str, revision: str) -> None:

@@ -21,8 +21,15 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
+import yaml
 from dotenv import dotenv_values
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -267,10 +274,28 @@ def load_settings(**overrides: Any) -> Settings:
     """Read settings now; a bad value raises ConfigError naming the field."""
     try:
         return Settings(**overrides)
-    except ValueError as exc:  # pydantic's ValidationError is a ValueError
-        if isinstance(exc, ConfigError):
-            raise
-        raise ConfigError(f"invalid settings: {exc}") from exc
+    except ValidationError as exc:
+        raise ConfigError(f"invalid settings: {_describe(exc)}") from None
+    except yaml.YAMLError as exc:
+        name = os.environ.get(SETTINGS_FILE_ENV)
+        reason = " ".join(str(exc).split())
+        raise ConfigError(
+            f"{SETTINGS_FILE_ENV}={name}: not valid YAML: {reason}"
+        ) from None
+
+
+def _describe(exc: ValidationError) -> str:
+    """One line: each bad field with what is wrong, never the value given
+    (it may be a secret)."""
+    parts = []
+    for error in exc.errors():
+        field = ".".join(str(part) for part in error["loc"])
+        message = (
+            "unknown setting" if error["type"] == "extra_forbidden" else error["msg"]
+        )
+        message = message.removeprefix("Value error, ")
+        parts.append(f"{field}: {message}" if field else message)
+    return "; ".join(parts)
 
 
 @functools.cache

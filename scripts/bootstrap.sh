@@ -14,7 +14,7 @@ profile=${1:-run}
 python=${PYTHON:-python3}
 
 case "$profile" in
-  run) extras="" ;;
+  run) extras="[postgres]" ;;
   test) extras="[test,train,postgres]" ;;
   *) echo "usage: scripts/bootstrap.sh [run|test]" >&2; exit 2 ;;
 esac

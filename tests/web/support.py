@@ -3,6 +3,7 @@ saving screenshots."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,13 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "correct-horse-battery"
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
-SCREENSHOTS_DIR = REPO_ROOT / "docs" / "screenshots"
+# Test runs keep their screenshots out of the tree; set
+# CITYWATCH_UPDATE_SCREENSHOTS=1 to refresh the README's copies in docs/.
+SCREENSHOTS_DIR = (
+    REPO_ROOT / "docs" / "screenshots"
+    if os.environ.get("CITYWATCH_UPDATE_SCREENSHOTS") == "1"
+    else REPO_ROOT / "test-artifacts" / "screenshots"
+)
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Each page at desktop and phone width, saved to docs/screenshots/.
+"""Each page at desktop and phone width, saved as PNG (see support.SCREENSHOTS_DIR).
 
 Only street-footage tickets are on screen where frames show: the street
 footage may be redistributed, the throw clip may not (it appears here only

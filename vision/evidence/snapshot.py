@@ -77,11 +77,24 @@ def _draw_trajectory(canvas: np.ndarray, event: Event) -> None:
 
 
 def _put_label(canvas: np.ndarray, text: str, anchor_xy: tuple[int, int]) -> None:
-    x, y = anchor_xy
-    y = max(y, 18)
-    cv2.putText(canvas, text, (x, y - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 4)
+    """White text on a dark box above the anchor, kept inside the frame."""
+    font, scale, thickness = cv2.FONT_HERSHEY_SIMPLEX, 0.6, 1
+    (width, height), baseline = cv2.getTextSize(text, font, scale, thickness)
+    frame_h, frame_w = canvas.shape[:2]
+    x = min(max(anchor_xy[0], 0), max(frame_w - width - 4, 0))
+    y = min(max(anchor_xy[1], height + baseline + 4), frame_h - 1)
+    cv2.rectangle(
+        canvas, (x, y - height - baseline - 4), (x + width + 4, y), (0, 0, 0), -1
+    )
     cv2.putText(
-        canvas, text, (x, y - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1
+        canvas,
+        text,
+        (x + 2, y - baseline - 2),
+        font,
+        scale,
+        (255, 255, 255),
+        thickness,
+        cv2.LINE_AA,
     )
 
 
