@@ -7,18 +7,25 @@ here, so a benchmark runs exactly the analyzers a camera runs.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from vision.analyze import Analyzer
 from vision.config import CameraConfig
+from vision.evidence.objects import ObjectStore
+from vision.evidence.spool import SpoolingStore
 from vision.evidence.writer import EvidenceWriter
+from vision.health import CameraHealth
+from vision.ingest.live import LiveReader, LiveSettings, SourcePolicy
 from vision.ingest.sources import SourceInfo, VideoSource, check_file_readable
 from vision.sink import TicketSink
 from vision.worker import (
     CameraWorker,
+    FrameHook,
     WorkerStats,
     live_session_key,
     recording_session_key,
@@ -58,20 +65,143 @@ def run_source(
     analyzers: list[Analyzer],
     writer: EvidenceWriter,
     sink: TicketSink,
+    stop: threading.Event | None = None,
+    live_settings: LiveSettings | None = None,
+    health: CameraHealth | None = None,
 ) -> SourceRun:
     """Open ``uri``, check it against the camera file, and run it to its end.
 
     A recording is demuxed once up front: a truncated or garbage file fails
-    before anything is filed from its first half.
+    before anything is filed from its first half; then every frame is
+    analysed. A live stream runs until ``stop`` is set (or Ctrl-C), analysing
+    its newest frames and reconnecting whenever it drops.
     """
+    if SourcePolicy.for_uri(uri) is SourcePolicy.NEWEST_FRAME:
+        return run_live(
+            uri,
+            camera,
+            analyzers=analyzers,
+            writer=writer,
+            sink=sink,
+            stop=stop or threading.Event(),
+            live_settings=live_settings,
+            health=health,
+        )
     source = open_checked(uri, camera)
     with source:
         worker = CameraWorker(
-            camera, analyzers, writer, sink, session_key=_session_key(source)
+            camera,
+            analyzers,
+            writer,
+            sink,
+            session_key=_session_key(source),
+            health=health,
         )
-        started_at = recording_start(uri, source.info) if not source.live else None
-        worker.run(source.frames(started_at=started_at))
+        started_at = recording_start(uri, source.info)
+        worker.run_chunks(source.read(started_at=started_at), stop)
     return SourceRun(info=source.info, stats=worker.stats)
+
+
+def run_live(
+    uri: str,
+    camera: CameraConfig,
+    *,
+    analyzers: list[Analyzer],
+    writer: EvidenceWriter,
+    sink: TicketSink,
+    stop: threading.Event,
+    live_settings: LiveSettings | None = None,
+    health: CameraHealth | None = None,
+    on_status: Callable[[CameraWorker, LiveReader], None] | None = None,
+    frame_hooks: Sequence[FrameHook] = (),
+) -> SourceRun:
+    """Run a live source until ``stop`` is set; events in flight are filed."""
+    worker = CameraWorker(
+        camera,
+        analyzers,
+        writer,
+        sink,
+        session_key=live_session_key(),
+        health=health,
+        frame_hooks=frame_hooks,
+    )
+    reader = LiveReader(
+        uri,
+        live_settings,
+        on_packets=worker.push_packets,
+        on_state=_health_listener(health),
+        name=camera.camera_id,
+    )
+    tick = (lambda: on_status(worker, reader)) if on_status else None
+    reader.start()
+    try:
+        worker.run_live(reader, stop, on_tick=tick)
+    except KeyboardInterrupt:
+        stop.set()
+    info = SourceInfo(
+        uri=reader.shown_uri,
+        codec=reader.codec or "",
+        resolution_wh=reader.resolution_wh or (0, 0),
+        nominal_fps=None,
+        duration_s=worker.stats.last_ts_s,
+        live=True,
+    )
+    if tick is not None:
+        tick()
+    return SourceRun(info=info, stats=worker.stats)
+
+
+def _health_listener(
+    health: CameraHealth | None,
+) -> Callable[[bool, str | None], None] | None:
+    if health is None:
+        return None
+
+    def listen(online: bool, reason: str | None) -> None:
+        if online:
+            health.source_online()
+        else:
+            health.source_offline(reason or "no frames")
+
+    return listen
+
+
+def evidence_listener(sink: TicketSink) -> Callable[[str], None] | None:
+    """Tell the sink when spooled evidence reached the store, if it can hear it.
+
+    A sink with ``evidence_stored(event_id, key)`` turns the ticket's
+    ``pending`` evidence into ``stored``; object keys end in
+    ``<event_id>/<name>``.
+    """
+    update = getattr(sink, "evidence_stored", None)
+    if update is None:
+        return None
+
+    def listen(key: str) -> None:
+        event_id = key.rsplit("/", 2)[-2]
+        try:
+            update(event_id, key)
+        except Exception:  # the upload happened; a later poll can catch up
+            logger.exception("evidence %s stored, but the ticket was not told", key)
+
+    return listen
+
+
+def spooled(
+    store: ObjectStore,
+    spool_dir: Path,
+    *,
+    cap_bytes: int = 2 << 30,
+    on_stored: Callable[[str], None] | None = None,
+    **options: Any,
+) -> SpoolingStore:
+    """``store`` behind a local spool whose backlog uploads in the background.
+
+    ``on_stored(key)`` hears each spooled object that reached the store.
+    """
+    spool = SpoolingStore(store, spool_dir, cap_bytes, on_stored=on_stored, **options)
+    spool.start()
+    return spool
 
 
 def open_checked(uri: str, camera: CameraConfig) -> VideoSource:

@@ -1,8 +1,16 @@
 """The camera worker: one camera's frames through analyzers to filed tickets.
 
-It reads frames, keeps the pre-roll ring, runs the analyzers on every frame,
-waits for each event's post-roll, has the evidence written, and hands the
-event to the ticket sink. It knows nothing of HTTP or the database.
+It reads frames, keeps the pre-roll, runs the analyzers, waits for each
+event's post-roll, has the evidence written, and hands the event to the
+ticket sink. It knows nothing of HTTP or the database.
+
+The pre-roll is the source's own encoded packets when the source provides
+them (``push_packets``; clips of H.264/H.265 sources are then remuxed without
+re-encoding), otherwise the frames themselves, JPEG-encoded (frames pushed one
+by one). Recordings are analysed frame by frame (``run_chunks``); a live
+source is analysed at its newest frame (``run_live``): frames that arrive
+while the analyzers are busy are skipped on purpose and counted, and the lag
+between the newest frame and the analysed one is measured in stream time.
 """
 
 from __future__ import annotations
@@ -11,7 +19,8 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -19,23 +28,35 @@ from vision.analyze import Analyzer
 from vision.config import CameraConfig
 from vision.errors import CitywatchError
 from vision.evidence.writer import EvidenceWriter
+from vision.health import CameraHealth
+from vision.ingest.live import LiveReader
+from vision.ingest.packets import HeldPacket, PacketRing
 from vision.ingest.ring import FrameRing
+from vision.ingest.sources import SourceChunk
 from vision.sink import FiledTicket, TicketSink
 from vision.types import Category, Event, Frame
 
 logger = logging.getLogger(__name__)
 
 _EVENT_NAMESPACE = uuid.UUID("5d1f1c1e-8a8e-4d8e-9a53-6f0c2f1a7c11")
+# Seconds of footage before a camera fault that go with its ticket.
+_FAULT_CLIP_S = 5.0
+
+FrameHook = Callable[[Frame], None]
 
 
 @dataclass(slots=True)
 class WorkerStats:
-    frames_in: int = 0
+    frames_in: int = 0  # frames analysed (live: newest frames only)
     frames_corrupt: int = 0
+    frames_skipped: int = 0  # live frames never analysed because analysis was busy
     events: int = 0
+    faults: int = 0
     tickets_created: int = 0
     last_ts_s: float = 0.0
     analysis_s: float = 0.0
+    lag_s: float = 0.0  # newest frame minus analysed frame, stream seconds
+    max_lag_s: float = 0.0
     filed: list[tuple[Event, FiledTicket]] = field(default_factory=list)
 
 
@@ -52,7 +73,10 @@ class CameraWorker:
 
     ``session_key`` names the source session (a recording's identity, or a
     live connection). Event ids are derived from it, so analysing the same
-    recording twice files no duplicate tickets.
+    recording twice files no duplicate tickets. ``health``, when given, is
+    fed every analysed frame and its fault events are filed like any other.
+    ``frame_hooks`` are called with every analysed frame after the analyzers
+    (a place for re-checking resolved tickets).
     """
 
     def __init__(
@@ -63,15 +87,24 @@ class CameraWorker:
         sink: TicketSink,
         *,
         session_key: str,
+        health: CameraHealth | None = None,
+        frame_hooks: Sequence[FrameHook] = (),
     ) -> None:
         self.camera = camera
         self.analyzers = list(analyzers)
         self._writer = writer
         self._sink = sink
         self._session_key = session_key
-        self._ring = FrameRing(history_s=self._history_s())
+        self.health = health
+        self.frame_hooks = list(frame_hooks)
+        self._frame_ring = FrameRing(history_s=self._history_s())
+        self.packet_ring = PacketRing(history_s=self._history_s())
+        self._uses_packets = False
         self._pending: list[_Pending] = []
         self._checked_size = False
+        self._filer: ThreadPoolExecutor | None = None
+        self._filing: list[Future[None]] = []
+        self._lock = threading.Lock()
         self.stats = WorkerStats()
         self.log = logging.getLogger(f"{__name__}.{camera.camera_id}")
 
@@ -79,6 +112,14 @@ class CameraWorker:
         clip = self.camera.clip
         throw = self.camera.throw
         return max(clip.max_clip_s, throw.preroll_s + 10.0) + clip.postroll_s
+
+    # -- feeding ----------------------------------------------------------------
+
+    def push_packets(self, packets: Iterable[HeldPacket]) -> None:
+        """Keep the source's encoded packets as the pre-roll (thread-safe)."""
+        for packet in packets:
+            self.packet_ring.push(packet)
+            self._uses_packets = True
 
     def run(self, frames: Iterable[Frame], stop: threading.Event | None = None) -> None:
         """Process frames until they end (or ``stop`` is set), then flush."""
@@ -90,6 +131,70 @@ class CameraWorker:
         finally:
             self.finish()
 
+    def run_chunks(
+        self, chunks: Iterable[SourceChunk], stop: threading.Event | None = None
+    ) -> None:
+        """A recording: every packet into the pre-roll, every frame analysed."""
+        try:
+            for chunk in chunks:
+                self.push_packets(chunk.packets)
+                for decoded in chunk.frames:
+                    self.process(decoded.to_frame())
+                if stop is not None and stop.is_set():
+                    break
+        finally:
+            self.finish()
+
+    def run_live(
+        self,
+        reader: LiveReader,
+        stop: threading.Event,
+        *,
+        on_tick: Callable[[], None] | None = None,
+        tick_s: float = 1.0,
+    ) -> None:
+        """A live source: analyse the newest frame until ``stop`` is set.
+
+        Filing runs in a background thread, so a slow object store never
+        holds up analysis. ``on_tick`` is called about every ``tick_s`` (to
+        publish status). The reader must already be started; it is stopped.
+        """
+        self._filer = ThreadPoolExecutor(1, thread_name_prefix="filer")
+        next_tick = time.monotonic()
+        skipped_ratio = 0.0
+        try:
+            while not stop.is_set():
+                taken = reader.take(timeout_s=0.2)
+                if taken is not None:
+                    self.stats.frames_skipped += taken.skipped
+                    self.process(taken.frame.to_frame())
+                    self._measure_lag(reader.newest_ts_s, taken.frame.ts_s)
+                    share = taken.skipped / (taken.skipped + 1)
+                    skipped_ratio = 0.9 * skipped_ratio + 0.1 * share
+                    if self.health is not None:
+                        self.health.observe_lag(self.stats.lag_s, skipped_ratio)
+                self._watch(reader)
+                if on_tick is not None and time.monotonic() >= next_tick:
+                    next_tick = time.monotonic() + tick_s
+                    on_tick()
+        finally:
+            reader.stop()
+            self.finish()
+
+    def _measure_lag(self, newest_ts_s: float, analysed_ts_s: float) -> None:
+        lag_s = max(0.0, newest_ts_s - analysed_ts_s)
+        self.stats.lag_s = lag_s
+        self.stats.max_lag_s = max(self.stats.max_lag_s, lag_s)
+
+    def _watch(self, reader: LiveReader) -> None:
+        """Restart a silent source; file the faults that health found."""
+        silent_s = reader.seconds_since_frame()
+        if reader.online and silent_s > reader.settings.stall_timeout_s:
+            reader.restart(f"no frame for {silent_s:.0f} s")
+        self._file_faults()
+
+    # -- analysis ------------------------------------------------------------
+
     def process(self, frame: Frame) -> None:
         if not self._checked_size:
             self.camera.check_frame_size(frame.resolution_wh)
@@ -99,7 +204,8 @@ class CameraWorker:
         self.stats.last_ts_s = frame.ts_s
         if frame.corrupt:
             self.stats.frames_corrupt += 1
-        self._ring.push(frame)
+        if not self._uses_packets:
+            self._frame_ring.push(frame)
 
         started = time.perf_counter()
         for analyzer in self.analyzers:
@@ -107,6 +213,11 @@ class CameraWorker:
                 self._hold(event)
         self.stats.analysis_s += time.perf_counter() - started
 
+        for hook in self.frame_hooks:
+            hook(frame)
+        if self.health is not None:
+            self.health.observe_frame(frame)
+            self._file_faults()
         self._file_due(frame.ts_s)
 
     def finish(self) -> None:
@@ -114,17 +225,30 @@ class CameraWorker:
         for analyzer in self.analyzers:
             for event in analyzer.finish():
                 self._hold(event)
+        self._file_faults()
         self._file_due(float("inf"))
+        if self._filer is not None:
+            self._filer.shutdown(wait=True)  # every event in flight is filed
+            self._filer = None
+
+    def _file_faults(self) -> None:
+        if self.health is None:
+            return
+        for event in self.health.faults():
+            event = self._identify(event)
+            end_s = max(event.ended_ts_s, self.stats.last_ts_s)
+            self.stats.faults += 1
+            self.log.error(
+                "camera %s: camera fault %s: %s",
+                self.camera.camera_id,
+                event.rule,
+                event.details.get("reason"),
+            )
+            self._file(_Pending(event, end_s, end_s - _FAULT_CLIP_S, end_s))
 
     def _hold(self, event: Event) -> None:
         """Keep an event until its post-roll has been recorded."""
-        event = event.model_copy(
-            update={
-                "event_id": self._stable_id(event),
-                "camera_id": self.camera.camera_id,
-                "area_path": self.camera.area_path,
-            }
-        )
+        event = self._identify(event)
         start_s, end_s = self._clip_span(event)
         self._pending.append(_Pending(event, end_s, start_s, end_s))
         self.stats.events += 1
@@ -134,6 +258,15 @@ class CameraWorker:
             event.category.value,
             event.started_ts_s,
             event.rule,
+        )
+
+    def _identify(self, event: Event) -> Event:
+        return event.model_copy(
+            update={
+                "event_id": self._stable_id(event),
+                "camera_id": self.camera.camera_id,
+                "area_path": self.camera.area_path,
+            }
         )
 
     def _stable_id(self, event: Event) -> str:
@@ -172,9 +305,21 @@ class CameraWorker:
             self._file(pending)
 
     def _file(self, pending: _Pending) -> None:
-        frames = self._ring.between(pending.clip_start_ts_s, pending.clip_end_ts_s)
-        event = self._writer.write(pending.event, frames, self.camera)
+        """Cut the clip now (the ring moves on), write and file it, maybe later."""
+        start_s, end_s = pending.clip_start_ts_s, pending.clip_end_ts_s
+        frames = (
+            self.packet_ring.clip(start_s, end_s)
+            if self._uses_packets
+            else self._frame_ring.between(start_s, end_s)
+        ) or []
+        if self._filer is None:
+            self._write_and_file(pending.event, frames)
+        else:
+            self._filer.submit(self._write_and_file, pending.event, frames)
+
+    def _write_and_file(self, event: Event, frames) -> None:
         try:
+            event = self._writer.write(event, frames, self.camera)
             filed = self._sink.file(event)
         except CitywatchError as exc:
             self.log.error(
@@ -184,9 +329,10 @@ class CameraWorker:
                 exc,
             )
             return
-        self.stats.filed.append((event, filed))
-        if filed.created:
-            self.stats.tickets_created += 1
+        with self._lock:
+            self.stats.filed.append((event, filed))
+            if filed.created:
+                self.stats.tickets_created += 1
         self.log.info(
             "camera %s: filed %s ticket %s (evidence %s)",
             self.camera.camera_id,

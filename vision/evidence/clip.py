@@ -1,13 +1,17 @@
-"""Event clips: browser-playable H.264 MP4 files.
+"""Event clips: browser-playable MP4 files.
 
-OpenCV's pip wheels cannot encode H.264, so clips are written with PyAV's
-libx264 in yuv420p with the index at the front (``+faststart``), which every
-browser plays inline. Each frame keeps its own timestamp, so a clip of a
-variable-rate source plays at true speed.
+A clip cut from an H.264 or H.265 source's own packets (a ``HeldClip``) is
+remuxed into MP4 as it is: no re-encoding, no loss, the camera's bytes. Any
+other source (MJPEG cameras and recordings, frames pushed as JPEGs) is
+encoded: OpenCV's pip wheels cannot encode H.264, so clips are written with
+PyAV's libx264 in yuv420p. Both have the index at the front (``+faststart``),
+which every browser plays inline. Each frame keeps its own timestamp, so a
+clip of a variable-rate source plays at true speed.
 """
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -15,6 +19,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from vision.ingest.packets import HeldClip
 from vision.ingest.ring import BufferedFrame
 
 CLIP_CONTENT_TYPE = "video/mp4"
@@ -22,7 +27,7 @@ _TIME_BASE = Fraction(1, 1000)
 
 
 def write_clip(
-    frames: Sequence[BufferedFrame],
+    frames: Sequence[BufferedFrame] | HeldClip,
     path: Path,
     *,
     crf: int = 23,
@@ -34,8 +39,11 @@ def write_clip(
     """
     if not frames:
         raise ValueError("a clip needs at least one frame")
+    if isinstance(frames, HeldClip) and frames.fmt.remuxable:
+        return remux_clip(frames, path)
 
-    first = frames[0].decode()
+    images = _decoded(frames)
+    _, first = next(images)
     height, width = _even(first.shape[0]), _even(first.shape[1])
     start_ts_s = frames[0].ts_s
     nominal_fps = _nominal_fps(frames)
@@ -49,7 +57,7 @@ def write_clip(
         stream.options = {"crf": str(crf), "preset": preset}
 
         last_pts = -1
-        for buffered, image in _decoded(frames, first):
+        for buffered, image in _chain_first(frames[0], first, images):
             pts = round((buffered.ts_s - start_ts_s) * 1000)
             pts = max(pts, last_pts + 1)  # strictly increasing for the muxer
             last_pts = pts
@@ -64,10 +72,41 @@ def write_clip(
     return frames[-1].ts_s - start_ts_s + 1.0 / nominal_fps
 
 
-def _decoded(frames: Sequence[BufferedFrame], first: np.ndarray):
-    yield frames[0], first
-    for buffered in frames[1:]:
+def remux_clip(clip: HeldClip, path: Path) -> float:
+    """Write ``clip``'s packets to an MP4 unchanged; return its duration.
+
+    Times are shifted so the clip's first frame is at zero.
+    """
+    first = clip.packets[0]
+    origin = first.pts if first.pts is not None else 0
+    template = av.open(io.BytesIO(clip.fmt.template))
+    try:
+        with av.open(str(path), mode="w", options={"movflags": "+faststart"}) as out:
+            stream = out.add_stream_from_template(template.streams.video[0])
+            stream.time_base = clip.fmt.time_base
+            for held in clip.packets:
+                packet = held.to_av()
+                packet.pts = None if held.pts is None else held.pts - origin
+                packet.dts = None if packet.dts is None else packet.dts - origin
+                packet.stream = stream
+                out.mux(packet)
+    finally:
+        template.close()
+    step_s = clip[-1].ts_s - clip[-2].ts_s if len(clip) > 1 else 0.04
+    return clip[-1].ts_s - clip[0].ts_s + step_s
+
+
+def _decoded(frames: Sequence[BufferedFrame] | HeldClip):
+    if isinstance(frames, HeldClip):
+        yield from frames.iter_images()  # decodes each packet once
+        return
+    for buffered in frames:
         yield buffered, buffered.decode()
+
+
+def _chain_first(head, image: np.ndarray, rest):
+    yield head, image
+    yield from rest
 
 
 def _even(n: int) -> int:

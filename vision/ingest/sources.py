@@ -9,6 +9,7 @@ timers and clip cut points stay right.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -18,6 +19,7 @@ import av
 import av.error
 
 from vision.errors import SourceError
+from vision.ingest.packets import HeldPacket, StreamFormat
 from vision.types import Frame
 
 logger = logging.getLogger(__name__)
@@ -33,8 +35,119 @@ class SourceInfo:
     live: bool
 
 
+@dataclass(slots=True)
+class DecodedFrame:
+    """A decoded frame not yet converted to BGR: a live source converts only
+    the frames that are analysed."""
+
+    av_frame: av.VideoFrame
+    ts_s: float
+    index: int
+    captured_at: datetime
+    corrupt: bool
+
+    def to_frame(self) -> Frame:
+        return Frame(
+            image=self.av_frame.to_ndarray(format="bgr24"),
+            ts_s=self.ts_s,
+            index=self.index,
+            captured_at=self.captured_at,
+            corrupt=self.corrupt,
+        )
+
+
+@dataclass(slots=True)
+class SourceChunk:
+    packets: list[HeldPacket]
+    frames: list[DecodedFrame]
+
+
+class _StreamClock:
+    """One connection's times: origin at its first frame, plus an offset."""
+
+    def __init__(self, started_at: datetime, offset_s: float, index: int) -> None:
+        self.started_at = started_at
+        self.offset_s = offset_s
+        self.origin_s: float | None = None
+        self.index = index
+        self._first_index = index
+        self.last_ts_s = offset_s - 1.0
+        self.read_duration_s = 0.0
+
+    def frame(self, av_frame: av.VideoFrame, fps: float | None) -> DecodedFrame:
+        pts_s = _frame_time_s(av_frame, self.index - self._first_index, fps)
+        if self.origin_s is None:
+            self.origin_s = pts_s
+        ts_s = pts_s - self.origin_s + self.offset_s
+        if ts_s <= self.last_ts_s:
+            # A repeated or out-of-order timestamp: keep time moving
+            # forward by a hair so dwell timers never run backwards.
+            ts_s = self.last_ts_s + 1e-3
+        first = self.index == self._first_index
+        step_s = 0.0 if first else ts_s - self.last_ts_s
+        self.last_ts_s = ts_s
+        # The last frame lasts as long as the one before it.
+        self.read_duration_s = ts_s - self.offset_s + step_s
+        decoded = DecodedFrame(
+            av_frame,
+            ts_s,
+            self.index,
+            self.started_at + timedelta(seconds=ts_s),
+            bool(getattr(av_frame, "is_corrupt", False)),
+        )
+        self.index += 1
+        return decoded
+
+    def hold(self, av_packet: av.Packet, fmt: StreamFormat) -> HeldPacket:
+        assert self.origin_s is not None
+        stamp = av_packet.pts if av_packet.pts is not None else av_packet.dts
+        pts_s = float(stamp * av_packet.time_base) if stamp is not None else None
+        ts_s = (
+            pts_s - self.origin_s + self.offset_s
+            if pts_s is not None
+            else self.last_ts_s
+        )
+        return HeldPacket(
+            data=bytes(av_packet),
+            pts=av_packet.pts if av_packet.pts is not None else av_packet.dts,
+            dts=av_packet.dts,
+            duration=av_packet.duration or 0,
+            keyframe=av_packet.is_keyframe,
+            ts_s=ts_s,
+            captured_at=self.started_at + timedelta(seconds=ts_s),
+            fmt=fmt,
+        )
+
+
 def is_live(uri: str) -> bool:
     return "://" in uri and not uri.startswith("file://")
+
+
+_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]*@")
+
+
+def redact_uri(uri: str) -> str:
+    """The URI without ``user:password@``: camera URLs never reach a log."""
+    return _CREDENTIALS.sub(r"\g<scheme>***@", uri)
+
+
+def stream_options(
+    uri: str, read_timeout_s: float, rtsp_transport: str
+) -> dict[str, str]:
+    """FFmpeg options that bound every wait on a stream, by protocol."""
+    timeout_us = str(int(read_timeout_s * 1e6))
+    scheme = uri.split("://", 1)[0].lower()
+    if scheme in ("rtsp", "rtsps"):
+        if rtsp_transport not in ("tcp", "udp"):
+            raise ValueError(
+                f"rtsp_transport must be 'tcp' or 'udp', got {rtsp_transport!r}"
+            )
+        # 'timeout' is the RTSP socket I/O timeout in FFmpeg 5 and later.
+        return {"rtsp_transport": rtsp_transport, "timeout": timeout_us}
+    options = {"rw_timeout": timeout_us}
+    if scheme in ("http", "https"):
+        options["reconnect"] = "0"  # reconnecting is the worker's job
+    return options
 
 
 class VideoSource:
@@ -45,21 +158,38 @@ class VideoSource:
     or a file that is not video fails before anything is analysed.
     """
 
-    def __init__(self, uri: str, *, open_timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        uri: str,
+        *,
+        open_timeout_s: float = 10.0,
+        read_timeout_s: float | None = None,
+        rtsp_transport: str = "tcp",
+    ) -> None:
         self.uri = uri
         self.live = is_live(uri)
+        shown = redact_uri(uri)
         if not self.live and not Path(uri).is_file():
-            raise SourceError(f"video {uri}: no such file")
+            problem = "not a regular file" if Path(uri).exists() else "no such file"
+            raise SourceError(f"video {shown}: {problem}")
 
-        options = {"rw_timeout": str(int(open_timeout_s * 1e6))} if self.live else {}
+        read_timeout_s = read_timeout_s or open_timeout_s
+        options = (
+            stream_options(uri, read_timeout_s, rtsp_transport) if self.live else {}
+        )
+        # PyAV's (open, read) timeouts interrupt any blocking call, whatever
+        # the protocol; the options above add the protocol's own socket ones.
+        timeout = (open_timeout_s, read_timeout_s) if self.live else open_timeout_s
         try:
-            self._container = av.open(uri, options=options, timeout=open_timeout_s)
+            self._container = av.open(uri, options=options, timeout=timeout)
         except (av.error.FFmpegError, UnicodeDecodeError) as exc:
-            raise SourceError(f"video {uri}: cannot open: {_reason(exc)}") from None
+            raise SourceError(f"video {shown}: cannot open: {_reason(exc)}") from None
+        except OSError as exc:  # PyAV raises plain OS errors for some protocols
+            raise SourceError(f"video {shown}: cannot open: {exc}") from None
 
         if not self._container.streams.video:
             self._container.close()
-            raise SourceError(f"video {uri}: holds no video stream")
+            raise SourceError(f"video {shown}: holds no video stream")
         self._stream = self._container.streams.video[0]
         self._stream.thread_type = "AUTO"
         self.info = self._describe()
@@ -90,36 +220,61 @@ class VideoSource:
         ``read_duration_s`` grows with the frames read: the true duration once
         a recording has been read to its end, whatever its header claims.
         """
-        started_at = started_at or datetime.now(UTC)
-        first_pts_s: float | None = None
-        last_ts_s = -1.0
-        index = 0
+        for chunk in self.read(started_at=started_at):
+            for decoded in chunk.frames:
+                yield decoded.to_frame()
+
+    def read(
+        self,
+        started_at: datetime | None = None,
+        *,
+        ts_offset_s: float = 0.0,
+        index_offset: int = 0,
+    ) -> Iterator[SourceChunk]:
+        """Yield each demuxed packet with the frames it decoded to.
+
+        Packets and frames share one clock: stream seconds since the first
+        frame, plus ``ts_offset_s`` (a live source's reconnects continue the
+        clock of the connection before). Packets read before the first frame
+        decodes are held back until the clock's origin is known.
+        """
+        clock = _StreamClock(started_at or datetime.now(UTC), ts_offset_s, index_offset)
+        fmt: StreamFormat | None = None
+        early: list[av.Packet] = []
         try:
-            for av_frame in self._container.decode(self._stream):
-                pts_s = _frame_time_s(av_frame, index, self.info.nominal_fps)
-                if first_pts_s is None:
-                    first_pts_s = pts_s
-                ts_s = pts_s - first_pts_s
-                if ts_s <= last_ts_s:
-                    # A repeated or out-of-order timestamp: keep time moving
-                    # forward by a hair so dwell timers never run backwards.
-                    ts_s = last_ts_s + 1e-3
-                step_s = ts_s - last_ts_s if index else 0.0
-                last_ts_s = ts_s
-                # The last frame lasts as long as the one before it.
-                self.read_duration_s = ts_s + step_s
-                yield Frame(
-                    image=av_frame.to_ndarray(format="bgr24"),
-                    ts_s=ts_s,
-                    index=index,
-                    captured_at=started_at + timedelta(seconds=ts_s),
-                    corrupt=bool(getattr(av_frame, "is_corrupt", False)),
-                )
-                index += 1
+            for av_packet in self._container.demux(self._stream):
+                if av_packet.size == 0 and av_packet.dts is None:
+                    frames = self._decode(None, clock)  # flush at the end
+                    yield SourceChunk([], frames)
+                    continue
+                if fmt is None:
+                    fmt = StreamFormat.from_stream(self._stream)
+                frames = self._decode(av_packet, clock)
+                early.append(av_packet)
+                if clock.origin_s is None:
+                    yield SourceChunk([], [])  # control back to a watchdog
+                    continue
+                packets = [clock.hold(p, fmt) for p in early]
+                early.clear()
+                yield SourceChunk(packets, frames)
         except av.error.FFmpegError as exc:
             raise SourceError(
-                f"video {self.uri}: unreadable after frame {index}: {_reason(exc)}"
+                f"video {redact_uri(self.uri)}: unreadable after frame "
+                f"{clock.index}: "
+                f"{_reason(exc)}"
             ) from None
+
+    def _decode(
+        self, av_packet: av.Packet | None, clock: _StreamClock
+    ) -> list[DecodedFrame]:
+        frames = []
+        for av_frame in self._stream.decode(av_packet):
+            if av_frame.time_base is None:  # frames flushed at the end have none
+                av_frame.time_base = self._stream.time_base
+            decoded = clock.frame(av_frame, self.info.nominal_fps)
+            self.read_duration_s = clock.read_duration_s
+            frames.append(decoded)
+        return frames
 
     def close(self) -> None:
         self._container.close()

@@ -1,0 +1,183 @@
+"""Real-time policy: live streams analyse the newest frame, recordings every frame."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.live.streams import RtspServer, encode_counter, wait_until
+from tests.live.test_rtsp_worker import FAST
+from vision.config import CameraConfig
+from vision.evidence.store import LocalDirStore
+from vision.evidence.writer import EvidenceWriter
+from vision.ingest.live import SourcePolicy
+from vision.pipeline import run_live, run_source
+from vision.sink import MemorySink
+from vision.types import Event, Frame
+
+
+class _SlowAnalyzer:
+    """Takes ``delay_s`` per frame: analysis at a fraction of the stream's rate."""
+
+    name = "slow"
+
+    def __init__(self, delay_s: float) -> None:
+        self.delay_s = delay_s
+        self.seen: list[float] = []
+
+    def process(self, frame: Frame) -> list[Event]:
+        self.seen.append(frame.ts_s)
+        time.sleep(self.delay_s)
+        return []
+
+    def finish(self) -> list[Event]:
+        return []
+
+
+def test_policy_is_explicit_per_source_type() -> None:
+    assert SourcePolicy.for_uri("rtsp://cam/stream") is SourcePolicy.NEWEST_FRAME
+    assert SourcePolicy.for_uri("https://cam/live.m3u8") is SourcePolicy.NEWEST_FRAME
+    assert SourcePolicy.for_uri("/data/clip.mp4") is SourcePolicy.EVERY_FRAME
+
+
+@pytest.mark.slow
+def test_lag_stays_bounded_when_analysis_runs_at_half_the_stream_rate(
+    rtsp_ready, tmp_path: Path
+) -> None:
+    media = encode_counter(tmp_path / "counter.mp4", seconds=45, fps=25)
+    camera = CameraConfig(camera_id="counter", throw={"enabled": False})
+    analyzer = _SlowAnalyzer(delay_s=2 / 25)  # 12.5 frames/s for a 25 fps stream
+    stop = threading.Event()
+    samples: list[tuple[float, float, int]] = []  # (wall s, lag s, rss bytes)
+    process = psutil.Process()
+    started = time.monotonic()
+
+    def on_status(worker, reader) -> None:
+        samples.append(
+            (time.monotonic() - started, worker.stats.lag_s, process.memory_info().rss)
+        )
+        if time.monotonic() - started > 35:
+            stop.set()
+
+    with RtspServer(media) as server:
+        run = run_live(
+            server.url,
+            camera,
+            analyzers=[analyzer],
+            writer=EvidenceWriter(LocalDirStore(tmp_path / "ev")),
+            sink=MemorySink(),
+            stop=stop,
+            live_settings=FAST,
+            on_status=on_status,
+        )
+
+    settled = [s for s in samples if s[0] > 5]
+    lags = [lag for _, lag, _ in settled]
+    assert max(lags) < 1.0  # stream seconds; about one analysis behind
+    first, last = settled[: len(settled) // 3], settled[-len(settled) // 3 :]
+    assert max(lag for _, lag, _ in last) <= max(lag for _, lag, _ in first) + 0.2
+    assert (last[-1][2] - first[0][2]) < 50e6  # memory stays flat
+    stats = run.stats
+    assert stats.frames_skipped > 0.3 * stats.frames_in  # about half skipped
+    # Analysis kept pace with the stream: the last analysed frame is recent.
+    assert analyzer.seen[-1] > 30.0
+
+
+def test_recordings_analyse_every_frame(rtsp_ready, tmp_path: Path) -> None:
+    media = encode_counter(tmp_path / "counter.mp4", seconds=8, fps=25)
+    analyzer = _SlowAnalyzer(delay_s=0.0)
+    run = run_source(
+        str(media),
+        CameraConfig(camera_id="counter", throw={"enabled": False}),
+        analyzers=[analyzer],
+        writer=EvidenceWriter(LocalDirStore(tmp_path / "ev")),
+        sink=MemorySink(),
+    )
+    assert run.stats.frames_in == 200
+    assert run.stats.frames_skipped == 0
+    assert len(analyzer.seen) == 200
+
+
+@pytest.mark.slow
+def test_stream_files_the_same_tickets_as_the_file(
+    rtsp_ready, street_h264: Path, tmp_path: Path, models_mirror: Path
+) -> None:
+    from models.catalog import resolve_model
+    from vision.detect.detector import Detector
+    from vision.pipeline import build_analyzers
+
+    camera = CameraConfig.model_validate(
+        {
+            "camera_id": "plaza-north",
+            "model": "yolo11n-coco",
+            "throw": {"enabled": False},
+            "zones": [
+                {
+                    "name": "no-parking",
+                    "polygon_xy": [[600, 75], [768, 55], [768, 104], [625, 122]],
+                }
+            ],
+            "rules": [
+                {
+                    "name": "no-parking",
+                    "kind": "dwell",
+                    "category": "illegal_parking",
+                    "zone": "no-parking",
+                    "classes": ["car", "truck", "bus", "motorcycle"],
+                    "dwell_s": 10,
+                }
+            ],
+        }
+    )
+    spec = resolve_model(
+        "yolo11n-coco", model_dir=tmp_path / "models", mirror_dir=models_mirror
+    )
+    detector = Detector.from_file(
+        spec.path, class_names=spec.class_names, input_size_px=spec.input_size_px
+    )
+
+    def tickets(run_events) -> list[tuple[str, float]]:
+        return sorted((e.category.value, round(e.started_ts_s)) for e in run_events)
+
+    file_sink = MemorySink()
+    run_source(
+        str(street_h264),
+        camera,
+        analyzers=build_analyzers(camera, lambda _: detector),
+        writer=EvidenceWriter(LocalDirStore(tmp_path / "file")),
+        sink=file_sink,
+    )
+
+    stream_sink = MemorySink()
+    stop = threading.Event()
+
+    def on_status(worker, reader) -> None:
+        if reader.reconnects:  # the stream reached its end
+            stop.set()
+
+    live = FAST.__class__(**{**FAST.__dict__, "backoff_initial_s": 3.0})
+    with RtspServer(street_h264) as server:
+        run_live(
+            server.url,
+            camera,
+            analyzers=build_analyzers(camera, lambda _: detector),
+            writer=EvidenceWriter(LocalDirStore(tmp_path / "stream")),
+            sink=stream_sink,
+            stop=stop,
+            live_settings=live,
+            on_status=on_status,
+        )
+
+    assert len(file_sink.events) == 2
+    file_tickets, stream_tickets = (
+        tickets(file_sink.events),
+        tickets(stream_sink.events),
+    )
+    assert [c for c, _ in stream_tickets] == [c for c, _ in file_tickets]
+    for (_, a), (_, b) in zip(file_tickets, stream_tickets, strict=True):
+        assert abs(a - b) <= 1
+    assert wait_until(lambda: True, 0)
