@@ -30,7 +30,7 @@ from pathlib import Path
 import psutil
 import yaml
 
-from tests.live.streams import RtspServer, encode_h264, gstreamer_available
+from eval.streams import RtspServer, encode_h264, gstreamer_available
 from vision.evidence.store import LocalDirStore
 from vision.ingest.live import LiveSettings
 from vision.metrics import StatusBoard

@@ -13,7 +13,6 @@ enforced; use it as a context manager.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,8 @@ from pathlib import Path
 
 import pytest
 
+from eval.streams import free_port
+
 _START_TIMEOUT_S = 30.0
 
 
@@ -32,13 +33,6 @@ def _moto_server_command() -> list[str]:
     if beside_python.exists():
         return [str(beside_python)]
     return [sys.executable, "-m", "moto.server"]
-
-
-def free_port() -> int:
-    """A loopback TCP port that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class S3Server:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.live.streams import encode_h264, gstreamer_available
+from eval.streams import encode_h264, gstreamer_available
 
 STREET = "street_plaza_vtest_part1_f000-399.avi"
 

@@ -20,7 +20,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from api.routes.ingest import IngestLimits, ingest_router
-from tests.live.streams import wait_until
+from eval.streams import wait_until
 from tests.s3server import free_port
 from vision.config import CameraConfig
 from vision.evidence.store import LocalDirStore

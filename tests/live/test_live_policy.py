@@ -9,7 +9,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.live.streams import RtspServer, encode_counter, wait_until
+from eval.streams import RtspServer, encode_counter, wait_until
 from tests.live.test_rtsp_worker import FAST
 from vision.config import CameraConfig
 from vision.evidence.store import LocalDirStore

@@ -14,7 +14,7 @@ from pathlib import Path
 import av
 import pytest
 
-from tests.live.streams import RtspServer, wait_until
+from eval.streams import RtspServer, wait_until
 from tests.s3server import free_port
 from vision.config import CameraConfig
 from vision.evidence.store import LocalDirStore

@@ -16,8 +16,8 @@ import yaml
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from eval.streams import RtspServer, wait_until
 from tests.live.conftest import rtsp_ready, street_h264  # noqa: F401 # fixtures
-from tests.live.streams import RtspServer, wait_until
 from vision.evidence.store import LocalDirStore
 from vision.health import HealthSettings
 from vision.ingest.live import LiveSettings

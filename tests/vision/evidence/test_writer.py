@@ -19,9 +19,9 @@ from vision.ingest.ring import FrameRing
 from vision.ingest.sources import VideoSource
 from vision.types import (
     Category,
+    Event,
     EvidenceKind,
     EvidenceState,
-    Event,
     Origin,
     TimedBox,
     TrajectoryPoint,

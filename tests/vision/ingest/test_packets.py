@@ -8,7 +8,7 @@ from pathlib import Path
 import av
 import pytest
 
-from tests.live.streams import encode_h264
+from eval.streams import encode_h264
 from vision.config import CameraConfig
 from vision.evidence.clip import write_clip
 from vision.evidence.store import LocalDirStore

@@ -1,8 +1,10 @@
-"""Test footage as H.264 files and a real RTSP server serving them on loopback."""
+"""Footage as H.264 files and a real RTSP server serving them on loopback,
+for the live-camera tests and the camera benchmark."""
 
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
 import time
 from fractions import Fraction
@@ -11,8 +13,6 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
-
-from tests.s3server import free_port
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 SERVER_SCRIPT = Path(__file__).with_name("rtsp_server.py")
@@ -152,3 +152,10 @@ def wait_until(predicate, timeout_s: float, step_s: float = 0.1) -> bool:
             return True
         time.sleep(step_s)
     return bool(predicate())
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now, on loopback."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
