@@ -85,6 +85,7 @@ def watch_source(
             analyzers=analyzers,
             writer=EvidenceWriter(store),
             sink=sink,
+            verification=sink,
         )
     finally:
         engine.dispose()

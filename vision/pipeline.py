@@ -22,7 +22,8 @@ from vision.evidence.writer import EvidenceWriter
 from vision.health import CameraHealth
 from vision.ingest.live import LiveReader, LiveSettings, SourcePolicy
 from vision.ingest.sources import SourceInfo, VideoSource, check_file_readable
-from vision.sink import TicketSink
+from vision.sink import TicketSink, VerificationChannel
+from vision.verifier import CameraVerifier
 from vision.worker import (
     CameraWorker,
     FrameHook,
@@ -68,13 +69,15 @@ def run_source(
     stop: threading.Event | None = None,
     live_settings: LiveSettings | None = None,
     health: CameraHealth | None = None,
+    verification: VerificationChannel | None = None,
 ) -> SourceRun:
     """Open ``uri``, check it against the camera file, and run it to its end.
 
     A recording is demuxed once up front: a truncated or garbage file fails
     before anything is filed from its first half; then every frame is
     analysed. A live stream runs until ``stop`` is set (or Ctrl-C), analysing
-    its newest frames and reconnecting whenever it drops.
+    its newest frames and reconnecting whenever it drops. With a
+    ``verification`` channel the camera also re-checks resolved tickets.
     """
     if SourcePolicy.for_uri(uri) is SourcePolicy.NEWEST_FRAME:
         return run_live(
@@ -86,6 +89,7 @@ def run_source(
             stop=stop or threading.Event(),
             live_settings=live_settings,
             health=health,
+            verification=verification,
         )
     source = open_checked(uri, camera)
     with source:
@@ -97,6 +101,8 @@ def run_source(
             session_key=_session_key(source),
             health=health,
         )
+        if verification is not None:
+            worker.frame_hooks.append(CameraVerifier(worker, verification))
         started_at = recording_start(uri, source.info)
         worker.run_chunks(source.read(started_at=started_at), stop)
     return SourceRun(info=source.info, stats=worker.stats)
@@ -114,6 +120,7 @@ def run_live(
     health: CameraHealth | None = None,
     on_status: Callable[[CameraWorker, LiveReader], None] | None = None,
     frame_hooks: Sequence[FrameHook] = (),
+    verification: VerificationChannel | None = None,
 ) -> SourceRun:
     """Run a live source until ``stop`` is set; events in flight are filed."""
     worker = CameraWorker(
@@ -125,6 +132,8 @@ def run_live(
         health=health,
         frame_hooks=frame_hooks,
     )
+    if verification is not None:
+        worker.frame_hooks.append(CameraVerifier(worker, verification))
     reader = LiveReader(
         uri,
         live_settings,

@@ -66,6 +66,9 @@ class _Pending:
     due_ts_s: float
     clip_start_ts_s: float
     clip_end_ts_s: float
+    # Where the event goes once its evidence is written; the ticket sink
+    # unless it answers a verification request.
+    deliver: Callable[[Event], None] | None = None
 
 
 class CameraWorker:
@@ -260,6 +263,12 @@ class CameraWorker:
             event.rule,
         )
 
+    def hold_for_delivery(self, event: Event, deliver: Callable[[Event], None]) -> None:
+        """Write ``event``'s evidence after its post-roll and hand it to
+        ``deliver`` instead of filing it: a verification's answer."""
+        start_s, end_s = self._clip_span(event)
+        self._pending.append(_Pending(event, end_s, start_s, end_s, deliver))
+
     def _identify(self, event: Event) -> Event:
         return event.model_copy(
             update={
@@ -313,13 +322,20 @@ class CameraWorker:
             else self._frame_ring.between(start_s, end_s)
         ) or []
         if self._filer is None:
-            self._write_and_file(pending.event, frames)
+            self._write_and_file(pending.event, frames, pending.deliver)
         else:
-            self._filer.submit(self._write_and_file, pending.event, frames)
+            self._filer.submit(
+                self._write_and_file, pending.event, frames, pending.deliver
+            )
 
-    def _write_and_file(self, event: Event, frames) -> None:
+    def _write_and_file(
+        self, event: Event, frames, deliver: Callable[[Event], None] | None = None
+    ) -> None:
         try:
             event = self._writer.write(event, frames, self.camera)
+            if deliver is not None:
+                deliver(event)
+                return
             filed = self._sink.file(event)
         except CitywatchError as exc:
             self.log.error(
