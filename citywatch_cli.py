@@ -111,12 +111,17 @@ def _print_report(report) -> None:
 
 
 @app.command()
-def serve() -> None:
-    """Run the HTTP API (tickets, reviews, evidence) with the settings' database."""
+def serve(
+    cameras: Annotated[
+        Path | None,
+        typer.Option(help="Folder of camera files: run those cameras beside the API."),
+    ] = None,
+) -> None:
+    """Run the HTTP API and review pages; with --cameras, the cameras too."""
     from api.main import run_server
     from api.settings import get_settings
 
-    _guarded(lambda: run_server(get_settings()))
+    _guarded(lambda: run_server(get_settings(), camera_dir=cameras))
 
 
 @app.command()

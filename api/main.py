@@ -15,8 +15,9 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import partial
+from pathlib import Path
 
-from fastapi import FastAPI, Request, status
+from fastapi import Depends, FastAPI, Request, status
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DataError, OperationalError
@@ -24,20 +25,23 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api import tickets, users, workflow
 from api.auth import AuthError, Forbidden, token_secret
+from api.cameras import CameraFleet, camera_files_in
 from api.db import make_engine, make_session_factory, upgrade
-from api.deps import SessionDep
+from api.deps import PrincipalDep, SessionDep
 from api.dispatch import DispatchConfig, load_dispatch_config
 from api.notify import BackgroundNotifier, Notifier
 from api.routes import events as events_routes
 from api.routes import reviews as reviews_routes
 from api.routes import tickets as tickets_routes
 from api.routes import users as users_routes
+from api.routes.ingest import IngestLimits, ingest_router
 from api.schemas import ERROR_DOCS, Health
 from api.settings import Settings, get_settings
 from api.storage import build_store
 from api.web import pages
 from vision.errors import StoreError
 from vision.evidence.objects import ObjectStore
+from vision.metrics import health_summary, metrics_app
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +75,7 @@ def create_app(
     session_factory: sessionmaker[Session] | None = None,
     notifier: Notifier | None = None,
     dispatch_config: DispatchConfig | None = None,
+    cameras: CameraFleet | None = None,
 ) -> FastAPI:
     """The API over the settings' database and evidence store.
 
@@ -102,7 +107,11 @@ def create_app(
             daemon=True,
         )
         checker.start()
+        if cameras is not None:
+            cameras.start()
         yield
+        if cameras is not None:
+            cameras.stop()
         stop.set()
         checker.join(timeout=10.0)
         if own_notifier is not None:
@@ -140,8 +149,35 @@ def create_app(
         response_model=Health,
         responses={503: {"model": Health, "description": "Database unreachable."}},
     )
+    if cameras is not None:
+        _mount_cameras(app, cameras)
     _install_error_responses(app)
     return app
+
+
+def _mount_cameras(app: FastAPI, cameras: CameraFleet) -> None:
+    """Pushed frames and clips, Prometheus metrics and camera health."""
+    uploads = app.state.settings.data_dir / "uploads"
+    uploads.mkdir(parents=True, exist_ok=True)
+    limits = IngestLimits(temp_dir=uploads)
+    app.include_router(
+        ingest_router(cameras.hub, limits), dependencies=[Depends(_camera_pushes)]
+    )
+    app.mount("/metrics", metrics_app(cameras.board))
+
+    def cameras_health(_principal: PrincipalDep) -> list[dict[str, object]]:
+        """Each camera's state (online, degraded, offline), lag and faults."""
+        return health_summary(cameras.board)
+
+    app.add_api_route(
+        "/api/health/cameras", cameras_health, methods=["GET"], tags=["health"]
+    )
+
+
+def _camera_pushes(camera_id: str, principal: PrincipalDep) -> None:
+    """Only the camera itself (its API key) pushes its frames and clips."""
+    if principal.camera_id != camera_id:
+        raise Forbidden(f"{principal.name} may not push frames for camera {camera_id}")
 
 
 def _check_overdue(
@@ -209,15 +245,19 @@ def _message(exc: Exception) -> str:
     return str(exc)
 
 
-def run_server(settings: Settings) -> None:
-    """Run the API with uvicorn on ``api_host:api_port`` until stopped."""
+def run_server(settings: Settings, camera_dir: Path | None = None) -> None:
+    """Run the API with uvicorn on ``api_host:api_port`` until stopped; with
+    ``camera_dir``, the cameras of its camera files run beside it."""
     import uvicorn
 
     assert settings.database_url is not None  # derived by Settings
     upgrade(settings.database_url)  # a no-op when the schema is already at head
+    cameras = None
+    if camera_dir is not None:
+        cameras = CameraFleet(settings, camera_files_in(camera_dir))
     logger.info("serving the API on %s:%s", settings.api_host, settings.api_port)
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, cameras=cameras),
         host=settings.api_host,
         port=settings.api_port,
         log_level=settings.log_level.lower(),
