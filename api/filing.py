@@ -12,22 +12,31 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from api.duplicates import find_duplicate
 from api.notify import Notice, NoticeKind, Notifier
-from api.tables import Attachment, Evidence, Ticket, Transition, utc_now
+from api.tables import (
+    Attachment,
+    Evidence,
+    Ticket,
+    Transition,
+    Verification,
+    utc_now,
+)
 from api.tickets import (
     MAX_EVENT_ID_CHARS,
     OPEN_STATES,
+    EvidenceNotFound,
     InvalidEvent,
     TicketState,
     get_ticket,
 )
-from vision.types import Event
+from vision.types import Event, EvidenceState
 
 logger = logging.getLogger(__name__)
 
@@ -219,3 +228,108 @@ def _ticket_by_event_id(session: Session, event_id: str) -> Ticket | None:
         select(Attachment.ticket_id).where(Attachment.event_id == event_id)
     )
     return None if ticket_id is None else session.get(Ticket, ticket_id)
+
+
+# --- evidence that reached the store after the filing ------------------------
+
+
+class StoredEvidenceNotFound(EvidenceNotFound):
+    """No ticket holds this object as evidence of this event (or none of the
+    asking camera's tickets does)."""
+
+    def __init__(self, event_id: str, key: str) -> None:
+        # The ticket may be unknown, so the parent's ticket id is not set.
+        LookupError.__init__(self, f"no ticket holds {key!r} as evidence of {event_id}")
+        self.event_id = event_id
+        self.key = key
+
+
+def mark_evidence_stored(
+    session: Session, event_id: str, key: str, *, camera_id: str | None = None
+) -> Ticket:
+    """Record that the evidence object ``key`` of the event reached the store:
+    its row becomes ``stored`` and the ticket's evidence state is worked out
+    again from its original evidence. The event is the ticket's own, a
+    verification's, or one attached to the ticket (whose evidence the ticket
+    does not keep, so nothing changes). ``camera_id`` limits the search to
+    that camera's tickets. Calling it again changes nothing.
+    """
+    found = session.execute(
+        select(Evidence.id, Evidence.ticket_id)
+        .join(Ticket, Ticket.id == Evidence.ticket_id)
+        .where(Evidence.key == key, _event_of_ticket(event_id), *_camera(camera_id))
+    ).first()
+    if found is None:
+        return _attached_ticket(session, event_id, key, camera_id)
+
+    evidence_id, ticket_id = found
+    # Locked first, so two objects of one ticket arriving at once cannot
+    # both read the other as pending and leave the ticket pending.
+    ticket = session.scalars(
+        select(Ticket)
+        .where(Ticket.id == ticket_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
+    row = next(row for row in ticket.evidence if row.id == evidence_id)
+    if row.state != EvidenceState.STORED:
+        row.state = str(EvidenceState.STORED)
+        row.reason = None
+        logger.info(
+            "evidence %s of ticket %s is now stored",
+            key,
+            ticket.id,
+            extra={"ticket_id": ticket.id},
+        )
+    ticket.evidence_state = str(
+        worst_evidence_state(r.state for r in ticket.evidence if r.role == "original")
+    )
+    session.commit()
+    return ticket
+
+
+def worst_evidence_state(states: Iterable[str]) -> EvidenceState:
+    """What a ticket shows for these evidence states: missing over pending
+    over stored (stored when there is none)."""
+    present = set(states)
+    for state in (EvidenceState.MISSING, EvidenceState.PENDING):
+        if state in present:
+            return state
+    return EvidenceState.STORED
+
+
+def _event_of_ticket(event_id: str) -> ColumnElement[bool]:
+    """The ticket was filed from the event, or a camera verified it with it."""
+    verified_with = (
+        select(Verification.id)
+        .where(
+            Verification.ticket_id == Ticket.id,
+            Verification.evidence_event_id == event_id,
+        )
+        .exists()
+    )
+    return or_(Ticket.event_id == event_id, verified_with)
+
+
+def _camera(camera_id: str | None) -> list[ColumnElement[bool]]:
+    return [] if camera_id is None else [Ticket.camera_id == camera_id]
+
+
+def _attached_ticket(
+    session: Session, event_id: str, key: str, camera_id: str | None
+) -> Ticket:
+    ticket = session.scalars(
+        select(Ticket)
+        .join(Attachment, Attachment.ticket_id == Ticket.id)
+        .where(Attachment.event_id == event_id, *_camera(camera_id))
+    ).first()
+    if ticket is None:
+        raise StoredEvidenceNotFound(event_id, key)
+    logger.debug(
+        "evidence %s belongs to event %s, attached to ticket %s; nothing to update",
+        key,
+        event_id,
+        ticket.id,
+        extra={"ticket_id": ticket.id},
+    )
+    return ticket

@@ -233,6 +233,14 @@ class VerificationReport(_Body):
     evidence_event: Event = Field(description="What the camera saw, with evidence.")
 
 
+class EvidenceStored(_Body):
+    key: str = Field(
+        min_length=1,
+        max_length=1024,
+        description="Object key of the evidence that reached the store.",
+    )
+
+
 class Token(_Body):
     access_token: str
     token_type: Literal["bearer"] = "bearer"

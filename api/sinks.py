@@ -5,7 +5,9 @@
 camera's API key. Both are idempotent on the event id, so a worker may retry
 a filing whose answer it never saw without making a second ticket. Both are
 also the camera's ``VerificationChannel``: they list the resolved tickets it
-should re-check and report what it saw.
+should re-check and report what it saw. And both hear when evidence that
+was spooled while the store was down has reached it
+(``evidence_stored``), so the ticket stops showing it as pending.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from urllib.parse import quote
 
 import httpx
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from tenacity import (
     RetryCallState,
@@ -25,7 +29,7 @@ from tenacity import (
 )
 
 from api import workflow
-from api.filing import file_event
+from api.filing import StoredEvidenceNotFound, file_event, mark_evidence_stored
 from api.notify import Notifier
 from vision.errors import SinkError
 from vision.sink import FiledTicket, VerificationRequest, VerificationResult
@@ -80,6 +84,22 @@ class DatabaseSink:
                 session, result, camera_id=None, notifier=self._notifier
             )
 
+    def evidence_stored(self, event_id: str, key: str) -> None:
+        """Mark the ticket's evidence ``key`` stored; never raises, as the
+        spool's upload thread calls it."""
+        try:
+            with self._session_factory() as session:
+                mark_evidence_stored(session, event_id, key)
+        except StoredEvidenceNotFound as exc:
+            logger.warning("evidence reached the store, but %s", exc)
+        except SQLAlchemyError:
+            logger.exception(
+                "evidence %s of event %s reached the store, but its ticket "
+                "could not be updated",
+                key,
+                event_id,
+            )
+
 
 class HttpSink:
     """Posts events to ``{base_url}/api/events``, retrying with backoff.
@@ -116,7 +136,8 @@ class HttpSink:
 
     def file(self, event: Event) -> FiledTicket:
         try:
-            response = self._retrying(event)(self._post, event)
+            retrying = self._retrying(f"filing event {event.event_id}", event.camera_id)
+            response = retrying(self._post, event)
         except httpx.HTTPError as exc:
             raise TicketFilingError(
                 f"could not file event {event.event_id} at {self.base_url}: "
@@ -161,20 +182,44 @@ class HttpSink:
             response.raise_for_status()
             return response
 
+        what = f"reporting verification of ticket {result.ticket_id}"
         try:
-            self._retrying(result.evidence_event)(post)
+            self._retrying(what, result.evidence_event.camera_id)(post)
         except httpx.HTTPError as exc:
             raise TicketFilingError(
                 f"could not report verification of ticket {result.ticket_id} at "
                 f"{self.base_url}: {_describe(exc)}"
             ) from exc
 
-    def _retrying(self, event: Event) -> Retrying:
+    def evidence_stored(self, event_id: str, key: str) -> None:
+        """Tell the service that evidence ``key`` reached the store, retrying
+        like a filing; failures are logged, never raised, as the spool's
+        upload thread calls it."""
+        url = f"{self.base_url}/api/events/{quote(event_id, safe='')}/evidence-stored"
+        body = json.dumps({"key": key})
+
+        def post() -> httpx.Response:
+            response = self._client.post(url, content=body, headers=self._headers)
+            response.raise_for_status()
+            return response
+
+        try:
+            self._retrying(f"reporting stored evidence {key}")(post)
+        except httpx.HTTPError as exc:
+            logger.warning(
+                "evidence %s of event %s reached the store, but %s was not told: %s",
+                key,
+                event_id,
+                self.base_url,
+                _describe(exc),
+            )
+
+    def _retrying(self, what: str, camera_id: str | None = None) -> Retrying:
         return Retrying(
             retry=retry_if_exception(_is_transient),
             stop=stop_after_attempt(self.retries + 1),
             wait=wait_exponential(multiplier=self.backoff_s, max=self.max_backoff_s),
-            before_sleep=self._log_retry(event),
+            before_sleep=self._log_retry(what, camera_id),
             reraise=True,
         )
 
@@ -197,17 +242,19 @@ class HttpSink:
         response.raise_for_status()
         return response
 
-    def _log_retry(self, event: Event) -> Callable[[RetryCallState], None]:
+    def _log_retry(
+        self, what: str, camera_id: str | None
+    ) -> Callable[[RetryCallState], None]:
         def log(state: RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome else None
             logger.warning(
-                "filing event %s at %s failed (attempt %s of %s): %s; retrying",
-                event.event_id,
+                "%s at %s failed (attempt %s of %s): %s; retrying",
+                what,
                 self.base_url,
                 state.attempt_number,
                 self.retries + 1,
                 _describe(exc) if exc else "unknown error",
-                extra={"camera_id": event.camera_id},
+                extra={"camera_id": camera_id},
             )
 
         return log

@@ -1,5 +1,6 @@
-"""Events posted by camera workers that run on other machines, and the
-verification requests those workers answer."""
+"""Events posted by camera workers that run on other machines, word that
+their spooled evidence reached the store, and the verification requests
+those workers answer."""
 
 from __future__ import annotations
 
@@ -11,20 +12,23 @@ from api import workflow
 from api.access import Action, require
 from api.auth import Forbidden, Principal
 from api.deps import NotifierDep, PrincipalDep, SessionDep, SettingsDep
-from api.filing import file_event
+from api.filing import file_event, mark_evidence_stored
 from api.routes.tickets import TicketId
 from api.schemas import (
     EventFiled,
+    EvidenceStored,
     TicketDetail,
     VerificationReport,
     VerificationRequestPublic,
 )
+from api.tickets import MAX_EVENT_ID_CHARS
 from vision.sink import VerificationResult
 from vision.types import Event
 
 router = APIRouter(tags=["cameras"])
 
 CameraId = Annotated[str, Path(min_length=1, max_length=255)]
+EventId = Annotated[str, Path(min_length=1, max_length=MAX_EVENT_ID_CHARS)]
 
 
 def _require_camera(principal: Principal, camera_id: str) -> None:
@@ -67,6 +71,25 @@ def post_event(
         created=created,
         attached=not created and ticket.event_id != event.event_id,
     )
+
+
+@router.post(
+    "/api/events/{event_id}/evidence-stored",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+)
+def post_evidence_stored(
+    event_id: EventId,
+    body: EvidenceStored,
+    session: SessionDep,
+    principal: PrincipalDep,
+) -> None:
+    """Evidence of one of the camera's events, spooled while the store was
+    down, has reached the store (the camera's API key): the ticket shows it
+    stored. 404 when none of the camera's tickets holds that object."""
+    if principal.camera_id is None:
+        raise Forbidden(f"{principal.name} is not a camera")
+    mark_evidence_stored(session, event_id, body.key, camera_id=principal.camera_id)
 
 
 @router.get(

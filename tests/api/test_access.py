@@ -128,6 +128,18 @@ def _file_event(world: World) -> None:
     assert world.ops.get("/api/tickets").json()["total"] == 1
 
 
+def _evidence_stored(world: World) -> None:
+    event_id = world.ops.get(f"/api/tickets/{world.ticket_b}").json()["event_id"]
+    url = f"/api/events/{event_id}/evidence-stored"
+    body = {"key": f"{event_id}/clip.mp4"}
+    by_user = world.ops.post(url, json=body, headers=world.user_a)
+    by_camera_a = world.ops.post(url, json=body, headers=world.camera_a)
+    by_camera_b = world.ops.post(url, json=body, headers=world.camera_b)
+    assert (by_user.status_code, by_camera_a.status_code) == (403, 404)
+    assert by_camera_a.json()["detail"] == "evidence_not_found"
+    assert by_camera_b.status_code == 204  # its own, already stored: no change
+
+
 def _camera_verifications(world: World) -> None:
     world.bring_b_to("resolved")
     assert world.ops.get(
@@ -219,6 +231,7 @@ CASES: dict[tuple[str, str], Callable[[World], None]] = {
         w, "reopen", {}, "rejected"
     )(),
     ("post", "/api/events"): _file_event,
+    ("post", "/api/events/{event_id}/evidence-stored"): _evidence_stored,
     ("get", "/api/cameras/{camera_id}/verifications"): _camera_verifications,
     ("post", "/api/verifications/{ticket_id}/result"): _verification_result,
     ("get", "/api/users"): _users_list,
@@ -266,6 +279,7 @@ def test_every_endpoint_needs_credentials(
         .replace("{kind}", "clip")
         .replace("{camera_id}", "cam-a")
         .replace("{username}", "amy")
+        .replace("{event_id}", "ev-1")
     )
     response = anonymous.request(method, url, headers=headers, json={})
     assert response.status_code == 401, response.text
