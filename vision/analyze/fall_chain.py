@@ -10,6 +10,7 @@ landing, and make the cheap checks that spare the full fall fit.
 from __future__ import annotations
 
 import math
+import statistics
 
 import numpy as np
 
@@ -89,10 +90,14 @@ def in_clutter(sightings: list[Sighting]) -> bool:
 
 
 def drops(sightings: list[Sighting], criteria: FallCriteria) -> bool:
-    """Cheap first test: far enough down, mostly downward."""
+    """Cheap first test: far enough down (in pixels and in object sizes),
+    mostly downward."""
     dx = sightings[-1].x - sightings[0].x
     dy = sightings[-1].y - sightings[0].y
     if dy < criteria.min_drop_px:
+        return False
+    size_px = statistics.median(s.size_px for s in sightings)
+    if dy < criteria.min_drop_sizes * size_px:
         return False
     return math.degrees(math.atan2(abs(dx), dy)) <= criteria.max_angle_from_down_deg
 

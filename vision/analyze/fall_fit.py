@@ -33,6 +33,11 @@ class FallCriteria:
     max_stall_share: float = 0.1
     max_angle_from_down_deg: float = 60.0
     min_drop_px: float = 12.0
+    # A thrown object falls many times its own size: 0.3 s of free fall is
+    # 0.44 m, four times a 10 cm object seen at any distance. A walking
+    # person's legs or a bag swinging moves about its own size; pedestrians
+    # walking toward a camera speed up in the image like a fall does.
+    min_drop_sizes: float = 4.0
     max_residual: float = 1.6
     min_speed_ratio: float = 1.4
     min_gain_over_steady: float = 0.3
