@@ -48,7 +48,7 @@ def test_policy_is_explicit_per_source_type() -> None:
 def test_lag_stays_bounded_when_analysis_runs_at_half_the_stream_rate(
     rtsp_ready, tmp_path: Path
 ) -> None:
-    media = encode_counter(tmp_path / "counter.mp4", seconds=45, fps=25)
+    media = encode_counter(tmp_path / "counter.mp4", seconds=80, fps=25)
     camera = CameraConfig(camera_id="counter", throw={"enabled": False})
     analyzer = _SlowAnalyzer(delay_s=2 / 25)  # 12.5 frames/s for a 25 fps stream
     stop = threading.Event()
@@ -60,7 +60,7 @@ def test_lag_stays_bounded_when_analysis_runs_at_half_the_stream_rate(
         samples.append(
             (time.monotonic() - started, worker.stats.lag_s, process.memory_info().rss)
         )
-        if time.monotonic() - started > 35:
+        if time.monotonic() - started > 65:  # a minute after settling
             stop.set()
 
     with RtspServer(media) as server:
@@ -84,7 +84,7 @@ def test_lag_stays_bounded_when_analysis_runs_at_half_the_stream_rate(
     stats = run.stats
     assert stats.frames_skipped > 0.3 * stats.frames_in  # about half skipped
     # Analysis kept pace with the stream: the last analysed frame is recent.
-    assert analyzer.seen[-1] > 30.0
+    assert analyzer.seen[-1] > 60.0
 
 
 def test_recordings_analyse_every_frame(rtsp_ready, tmp_path: Path) -> None:
