@@ -227,6 +227,46 @@ def speed(
     typer.echo(render_speed_table(results))
 
 
+@eval_app.command("throw-sweep")
+def throw_sweep(
+    out: Annotated[
+        Path, typer.Option(help="Report folder (README.md, report.json, plots).")
+    ] = Path("runs/eval/throw-sweep"),
+    seeds: Annotated[
+        int | None,
+        typer.Option(min=1, help="Placements per swept value (default 10; 2 quick)."),
+    ] = None,
+    quick: Annotated[
+        bool,
+        typer.Option(help="Few falls and two minutes per distractor, for CI."),
+    ] = False,
+    processes: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 2,
+    shared: Annotated[
+        Path | None, typer.Option(help="Shared data folder; default ../shared.")
+    ] = None,
+) -> None:
+    """Throw recall vs size, height, tilt and fps; false alarms per distractor."""
+    from eval.throw_sweep import SweepPlan, describe_machine, run_sweep, write_report
+
+    def run() -> dict[str, Path]:
+        if quick:
+            plan = SweepPlan.quick(seeds=seeds or 2, processes=processes)
+        else:
+            plan = SweepPlan(seeds=seeds or 10, processes=processes)
+        report = run_sweep(
+            shared or _shared_dir(),
+            plan,
+            on_progress=lambda done, total: typer.echo(
+                f"throw-sweep: {done}/{total}", err=True
+            ),
+        )
+        return write_report(report, out, machine=describe_machine())
+
+    paths = _guarded(run)
+    typer.echo(paths["markdown"].read_text(encoding="utf-8"))
+    typer.echo(f"report: {paths['markdown']} (JSON {paths['json']})")
+
+
 @eval_app.command()
 def compare(
     model: Annotated[

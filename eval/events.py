@@ -39,7 +39,8 @@ matches one of them (the other is missed) and a second event on one true
 event is a false alarm. Reported per category: precision, recall, F1, mean
 temporal IoU of the matches, time to alert (stream seconds from the true start
 to the event's ``detected_ts_s``; wall seconds from processing the frame at
-the true start to the event's creation beside it), and false alarms per
+the true start to the event's creation beside it), alert after end (stream
+seconds from the true end to ``detected_ts_s``), and false alarms per
 camera-hour on the videos that have no true event of that category.
 """
 
@@ -308,7 +309,7 @@ def score_runs(runs: list[VideoRun]) -> dict[str, Any]:
 
 def _score_category(category: Category, runs: list[VideoRun]) -> dict[str, Any]:
     tp = fp = fn = 0
-    ious, alert_stream, alert_wall = [], [], []
+    ious, alert_stream, alert_wall, after_end = [], [], [], []
     negative_hours, negative_false = 0.0, 0
     for run in runs:
         truth = [e for e in run.video.events if e.category is category]
@@ -320,6 +321,7 @@ def _score_category(category: Category, runs: list[VideoRun]) -> dict[str, Any]:
         for t, f, iou in pairs:
             ious.append(iou)
             alert_stream.append(found[f].detected_ts_s - truth[t].start_s)
+            after_end.append(found[f].detected_ts_s - truth[t].end_s)
             wall_start = run.wall_at(truth[t].start_s)
             if wall_start is not None and found[f].detected_wall_s is not None:
                 alert_wall.append(found[f].detected_wall_s - wall_start)
@@ -340,6 +342,8 @@ def _score_category(category: Category, runs: list[VideoRun]) -> dict[str, Any]:
         "time_to_alert_stream_s": _mean(alert_stream),
         "time_to_alert_stream_max_s": max(alert_stream) if alert_stream else None,
         "time_to_alert_wall_s": _mean(alert_wall),
+        "alert_after_end_stream_s": _mean(after_end),
+        "alert_after_end_stream_max_s": max(after_end) if after_end else None,
         "negative_footage_h": negative_hours,
         "false_alarms_on_negative_footage": negative_false,
         "false_alarms_per_camera_hour": (
@@ -426,11 +430,14 @@ def render_events_markdown(report: dict[str, Any]) -> str:
         "",
         "Events matched to truth by time overlap (one-to-one, best temporal IoU "
         "first). Time to alert: stream seconds from the true start to the "
-        "event's decision; wall seconds beside it.",
+        "event's decision; wall seconds beside it. Alert after end: stream "
+        "seconds from the true end (the object left the view or landed) to "
+        "the decision; the ticket follows once the clip's post-roll is recorded.",
         "",
         "| category | TP | FP | FN | precision | recall | F1 | mean tIoU | "
-        "alert (stream s) | alert (wall s) | false alarms / camera-hour |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "alert (stream s) | alert (wall s) | alert after end (s) | "
+        "false alarms / camera-hour |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, row in report["per_category"].items():
         lines.append(
@@ -439,6 +446,7 @@ def render_events_markdown(report: dict[str, Any]) -> str:
             f"{_fmt(row['mean_temporal_iou'])} | "
             f"{_fmt(row['time_to_alert_stream_s'])} | "
             f"{_fmt(row['time_to_alert_wall_s'])} | "
+            f"{_fmt(row['alert_after_end_stream_s'])} | "
             f"{_fmt(row['false_alarms_per_camera_hour'], 1)} |"
         )
     overall = report["overall"]
