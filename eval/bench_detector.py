@@ -61,7 +61,7 @@ def matmul_peak_gflops(size: int = 1536, repeats: int = 8) -> float:
     a = rng.random((size, size), dtype=np.float32)
     b = rng.random((size, size), dtype=np.float32)
     a @ b  # warm-up: thread pool and caches
-    best = min(_timed(lambda: a @ b) for _ in range(repeats))
+    best = min(timed(lambda: a @ b) for _ in range(repeats))
     return 2 * size**3 / best / 1e9
 
 
@@ -107,7 +107,7 @@ def _emit(line: str) -> None:
     sys.stdout.write(line + "\n")
 
 
-def _timed(call: Callable[[], object]) -> float:
+def timed(call: Callable[[], object]) -> float:
     start = time.perf_counter()
     call()
     return time.perf_counter() - start
@@ -125,7 +125,7 @@ def _ours(detector: Detector, batch: int) -> Callable[[Sequence[np.ndarray]], No
     return run
 
 
-def _theirs(
+def ultralytics_runner(
     model: object, size_px: int, batch: int
 ) -> Callable[[Sequence[np.ndarray]], None]:
     def run(frames: Sequence[np.ndarray]) -> None:
@@ -158,7 +158,7 @@ def bench_pair(
     for _ in range(rounds):
         for name, run in runners.items():
             samples[name].append(
-                _timed(lambda run=run: run(frames)) * 1000 / len(frames)
+                timed(lambda run=run: run(frames)) * 1000 / len(frames)
             )
     for name, values in samples.items():
         logger.debug("%s: median %.1f ms/img", name, statistics.median(values))
@@ -180,7 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     frames = read_frames(VIDEO, args.frames)
-    reference = None if args.no_ultralytics else _load_ultralytics()
+    reference = None if args.no_ultralytics else load_ultralytics()
     height, width = frames[0].shape[:2]
     _emit(f"frames: {len(frames)} of {VIDEO.name} ({width}x{height})")
     _emit(
@@ -195,7 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for batch in args.batches:
             runners = {"ours": _ours(detector, batch)}
             if reference is not None:
-                runners["ultralytics"] = _theirs(reference, size_px, batch)
+                runners["ultralytics"] = ultralytics_runner(reference, size_px, batch)
             result = bench_pair(runners, frames, args.rounds)
             ours = result["ours"]
             theirs = result.get("ultralytics", float("nan"))
@@ -230,7 +230,7 @@ def _print_floor(frame_hw: tuple[int, int], sizes: Sequence[int]) -> None:
         )
 
 
-def _load_ultralytics() -> object | None:
+def load_ultralytics() -> object | None:
     os.environ.setdefault("YOLO_OFFLINE", "1")
     try:
         from ultralytics import YOLO

@@ -234,7 +234,25 @@ def _detector(job: SpeedJob) -> dict[str, Any]:
         "images_per_s": round(len(images) / elapsed_s, 2),
     }
     result.update(_compute_floor(detector, images[0].shape[:2]))
+    result.update(_ultralytics_reference(images, elapsed_s))
     return result
+
+
+def _ultralytics_reference(images: list[Any], ours_s: float) -> dict[str, Any]:
+    """ultralytics' own PyTorch predict on the same images in this process,
+    when the train extra is installed: the reference the detector must beat."""
+    from eval.bench_detector import load_ultralytics, timed, ultralytics_runner
+
+    model = load_ultralytics()
+    if model is None:
+        return {}
+    run = ultralytics_runner(model, 640, 1)
+    run(images[:2])  # warm-up
+    theirs_s = timed(lambda: run(images))
+    return {
+        "ultralytics_images_per_s": round(len(images) / theirs_s, 2),
+        "ratio_to_ultralytics": round(theirs_s / ours_s, 2),
+    }
 
 
 def _compute_floor(detector: Any, frame_hw: tuple[int, int]) -> dict[str, Any]:
@@ -386,6 +404,11 @@ def render_speed_table(results: list[dict[str, Any]]) -> str:
             note = f"{row['model']} input {'x'.join(map(str, row['input_hw']))}" + (
                 f"; compute floor {floor} img/s" if floor else ""
             )
+            if "ultralytics_images_per_s" in row:
+                note += (
+                    f"; ultralytics predict {row['ultralytics_images_per_s']} img/s"
+                    f" (ours {row['ratio_to_ultralytics']}x)"
+                )
             lines.append(
                 f"{'detector':<10} {row['video']:<38} {row['frames']:>6} "
                 f"{row['images_per_s']:>9} {'':>12} {'':>12} {'':>13}  img/s; {note}"
