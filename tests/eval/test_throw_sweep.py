@@ -66,9 +66,6 @@ def test_objects_of_6_to_16_px_at_25_fps_are_found(quick) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True, reason="objects of 20 px and more at 640x360 are often missed"
-)
 def test_objects_of_20_px_at_25_fps_are_found(quick) -> None:
     report, _ = quick
 

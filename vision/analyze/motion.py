@@ -64,7 +64,10 @@ class MotionResult:
 @dataclass(frozen=True, slots=True)
 class MotionSettings:
     min_object_px: float = 3.0
-    max_object_px: float = 40.0
+    # An object falling close to the camera, or blurred by its own speed,
+    # spans tens of pixels across; only blobs wider than this in both
+    # directions (a person, a car) are never a thrown object.
+    max_object_px: float = 120.0
     background_tau_s: float = 1.0
     deviation_tau_s: float = 4.0
     warmup_s: float = 0.3
