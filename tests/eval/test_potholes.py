@@ -84,9 +84,8 @@ def test_gate_detection_figures_hold_against_the_baseline(pothole_reports):
         }
         for entry in baseline["detection"]
     ]
-    events = [entry["f1"] for entry in baseline["events"]]
-
-    results = check(baseline, measured, events)
+    # The event figures are held by the event tests, on their own runs.
+    results = check({**baseline, "events": []}, measured, [])
 
     assert [r.figure for r in results if not r.passed] == []
 

@@ -10,8 +10,22 @@ import pytest
 from typer.testing import CliRunner
 
 from eval.cli import eval_app
-from eval.gate import GateResult, check, covered_sets, load_baseline, render_gate_table
+from eval.gate import (
+    GateResult,
+    check,
+    check_events,
+    covered_sets,
+    load_baseline,
+    render_gate_table,
+)
 from eval.speed import SpeedJob, render_speed_table, run_jobs
+
+TOLERANCES = {
+    "map": 0.01,
+    "event_f1": 0.0,
+    "temporal_iou": 0.05,
+    "time_to_alert_s": 0.5,
+}
 
 
 def test_speed_measures_decode_and_the_throw_path_in_subprocesses(videos_dir):
@@ -42,17 +56,38 @@ def test_a_failing_measurement_is_a_row_not_a_crash(tmp_path):
 
 def test_gate_fails_a_figure_below_baseline_minus_tolerance():
     baseline = {
-        "tolerance": {"map": 0.01, "event_f1": 0.0},
+        "tolerance": TOLERANCES,
         "detection": [{"model": "m", "set": "s", "map50": 0.70, "map50_95": 0.40}],
         "events": [{"name": "videos", "f1": {"overall": 1.0}}],
     }
 
     results = check(
-        baseline, [{"map50": 0.6905, "map50_95": 0.389}], [{"overall": 1.0}]
+        baseline, [{"map50": 0.6905, "map50_95": 0.389}], [{"f1": {"overall": 1.0}}]
     )
 
     assert [r.passed for r in results] == [True, False, True]
     assert "BELOW BASELINE" in render_gate_table(results)
+
+
+def test_time_to_alert_fails_the_gate_when_it_rises_past_its_tolerance():
+    entry = {
+        "name": "videos",
+        "temporal_iou": {"throw": 0.8},
+        "time_to_alert_stream_s": {"throw": 1.0},
+    }
+    measured = {
+        "temporal_iou": {"throw": 0.78},
+        "time_to_alert_stream_s": {"throw": 1.6},
+    }
+
+    results = check_events(entry, measured, TOLERANCES)
+
+    assert [(r.figure, r.passed) for r in results] == [
+        ("videos: temporal_iou throw", True),
+        ("videos: time_to_alert_stream_s throw", False),
+    ]
+    sooner = {**measured, "time_to_alert_stream_s": {"throw": 0.2}}
+    assert all(r.passed for r in check_events(entry, sooner, TOLERANCES))
 
 
 def test_a_missing_figure_fails_the_gate():
@@ -62,7 +97,7 @@ def test_a_missing_figure_fails_the_gate():
 def test_committed_baseline_states_its_tolerances():
     baseline = load_baseline()
 
-    assert baseline["tolerance"] == {"map": 0.01, "event_f1": 0.0}
+    assert baseline["tolerance"] == TOLERANCES
     assert "speed" not in json.dumps(baseline["detection"])
 
 
