@@ -45,7 +45,8 @@ def test_the_stated_figures_for_the_three_conventions():
     assert round(ranked.ap(APConvention.ALL_POINT), 4) == 0.8333
 
 
-def test_coco_101_point_value_matches_faster_coco_eval_on_the_same_json():
+def _coco_json() -> tuple[dict, list[dict]]:
+    """The curve above as COCO truth and results (boxes as x, y, w, h)."""
     truth = {
         "images": [{"id": 1, "width": 800, "height": 200}],
         "categories": [{"id": 1, "name": "garbage"}],
@@ -70,6 +71,11 @@ def test_coco_101_point_value_matches_faster_coco_eval_on_the_same_json():
         }
         for (x1, y1, x2, y2), s in zip(PREDS.tolist(), SCORES.tolist(), strict=True)
     ]
+    return truth, results
+
+
+def test_coco_101_point_value_matches_faster_coco_eval_on_the_same_json():
+    truth, results = _coco_json()
     gt = COCO(truth)
     evaluator = COCOeval_faster(
         gt, gt.loadRes(results), "bbox", print_function=lambda *_: None
@@ -78,6 +84,27 @@ def test_coco_101_point_value_matches_faster_coco_eval_on_the_same_json():
     ours = rank_matches([(TRUTH, PREDS, SCORES)], np.array([0.5]))
 
     assert evaluator.stats[1] == pytest.approx(ours.ap(APConvention.COCO101), abs=1e-4)
+
+
+def test_coco_101_point_value_matches_pycocotools_on_the_same_json(tmp_path, capsys):
+    # The reference implementation itself, beside the library the harness
+    # uses for speed: both must give the hand-worked 0.8342.
+    import json
+
+    from pycocotools.coco import COCO as ReferenceCOCO
+    from pycocotools.cocoeval import COCOeval
+
+    truth, results = _coco_json()
+    truth_file = tmp_path / "truth.json"
+    truth_file.write_text(json.dumps(truth))
+    gt = ReferenceCOCO(str(truth_file))
+    evaluator = COCOeval(gt, gt.loadRes(results), "bbox")
+    evaluator.evaluate()
+    evaluator.accumulate()
+    evaluator.summarize()
+    capsys.readouterr()  # its printed summary
+
+    assert round(evaluator.stats[1], 4) == 0.8342
     assert evaluator.stats[1] == pytest.approx(0.8342, abs=1e-4)
 
 
