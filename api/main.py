@@ -24,7 +24,8 @@ from sqlalchemy.exc import DataError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from api import tickets, users, workflow
-from api.auth import AuthError, Forbidden, token_secret
+from api.access import can_see
+from api.auth import AuthError, Forbidden, Principal, token_secret
 from api.cameras import CameraFleet, camera_files_in
 from api.db import make_engine, make_session_factory, upgrade
 from api.deps import PrincipalDep, SessionDep
@@ -165,13 +166,25 @@ def _mount_cameras(app: FastAPI, cameras: CameraFleet) -> None:
     )
     app.mount("/metrics", metrics_app(cameras.board))
 
-    def cameras_health(_principal: PrincipalDep) -> list[dict[str, object]]:
-        """Each camera's state (online, degraded, offline), lag and faults."""
-        return health_summary(cameras.board)
+    def cameras_health(principal: PrincipalDep) -> list[dict[str, object]]:
+        """State (online, degraded, offline), lag and faults of each camera
+        in the caller's areas; a camera's own key sees that camera."""
+        return [
+            status
+            for status in health_summary(cameras.board)
+            if _may_see_camera(principal, cameras, str(status["camera_id"]))
+        ]
 
     app.add_api_route(
         "/api/health/cameras", cameras_health, methods=["GET"], tags=["health"]
     )
+
+
+def _may_see_camera(principal: Principal, cameras: CameraFleet, camera_id: str) -> bool:
+    if principal.camera_id == camera_id:
+        return True
+    camera = cameras.cameras.get(camera_id)
+    return camera is not None and can_see(principal, camera.area_path)
 
 
 def _camera_pushes(camera_id: str, principal: PrincipalDep) -> None:

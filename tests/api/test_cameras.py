@@ -18,9 +18,9 @@ from vision.errors import ConfigError
 def _camera_folder(tmp_path: Path) -> Path:
     folder = tmp_path / "cameras"
     folder.mkdir()
-    for camera_id in ("gate-push", "yard-push"):
+    for camera_id, grid in (("gate-push", "grid-1"), ("yard-push", "grid-2")):
         (folder / f"{camera_id}.yaml").write_text(
-            yaml.safe_dump({"camera_id": camera_id, "area_path": "old-town/grid-1"})
+            yaml.safe_dump({"camera_id": camera_id, "area_path": f"old-town/{grid}"})
         )
     return folder
 
@@ -69,3 +69,45 @@ def test_pushed_frames_need_the_cameras_own_key(
 def test_a_bad_camera_folder_is_refused_at_start(tmp_path: Path, make, message) -> None:
     with pytest.raises(ConfigError, match=message):
         camera_files_in(make(tmp_path))
+
+
+def test_camera_health_shows_only_the_cameras_of_the_callers_areas(
+    tmp_path: Path,
+    settings: Settings,
+    session_factory,
+    store,
+    camera_headers,
+    user_headers,
+) -> None:
+    fleet = CameraFleet(settings, camera_files_in(_camera_folder(tmp_path)))
+    for camera_id in fleet.cameras:
+        fleet.board.mark_offline(camera_id, "not started in this test")
+    app = create_app(
+        settings, store=store, session_factory=session_factory, cameras=fleet
+    )
+    callers = {
+        "office": user_headers("olga", [("read_only", "old-town")]),
+        "grid-1": user_headers("gil", [("dispatcher", "old-town/grid-1")]),
+        "elsewhere": user_headers("nia", [("reviewer", "new-town")]),
+        "gate camera": camera_headers("gate-push"),
+    }
+
+    with TestClient(app) as client:
+        seen = {
+            who: [
+                s["camera_id"]
+                for s in client.get("/api/health/cameras", headers=headers).json()
+            ]
+            for who, headers in callers.items()
+        }
+        pushed = client.post(
+            "/api/cameras/gate-push/frames", content=b"x", headers=callers["grid-1"]
+        )
+
+    assert seen == {
+        "office": ["gate-push", "yard-push"],
+        "grid-1": ["gate-push"],
+        "elsewhere": [],
+        "gate camera": ["gate-push"],
+    }
+    assert pushed.status_code == 403  # only the camera's own key pushes
