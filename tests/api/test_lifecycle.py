@@ -48,7 +48,29 @@ def people(
         "dispatcher": user_headers("dan", [("dispatcher", "old-town/riverside")]),
         "worker": user_headers("wu", [("grid_worker", GRID)]),
         "reader": user_headers("rory", [("read_only", GRID)]),
+        "admin": user_headers("ada", [("area_admin", "old-town/riverside")]),
+        "engineer": user_headers("eng", [("engineer", "old-town")]),
     }
+
+
+def _signed_in_worker(client: TestClient, admin: dict[str, str]) -> dict[str, str]:
+    """The area admin adds a grid worker, who signs in with a password."""
+    created = client.post(
+        "/api/users",
+        json={
+            "username": "gwen",
+            "password": "a long passphrase",
+            "grants": [{"role": "grid_worker", "area_path": GRID}],
+        },
+        headers=admin,
+    )
+    assert created.status_code == 201, created.text
+    token = client.post(
+        "/api/auth/token",
+        data={"username": "gwen", "password": "a long passphrase"},
+    )
+    assert token.status_code == 200, token.text
+    return {"Authorization": f"Bearer {token.json()['access_token']}"}
 
 
 def _file(
@@ -170,9 +192,10 @@ def test_a_fix_that_did_not_hold_reopens_with_new_evidence(
     notifier: MemoryNotifier,
 ) -> None:
     client = anonymous
+    worker = _signed_in_worker(client, people["admin"])
     ticket_id = _file(client, people["camera"], store, throw_clip, street_photo)
     _act(client, people["reviewer"], ticket_id, "review", decision="confirm")
-    _act(client, people["worker"], ticket_id, "resolve")
+    _act(client, worker, ticket_id, "resolve")
 
     reopened = _verify(client, people["camera"], store, street_photo, "still_there")
 
@@ -196,10 +219,29 @@ def test_a_fix_that_did_not_hold_reopens_with_new_evidence(
 
     # Sent out again, fixed again, and this time it holds.
     _act(client, people["dispatcher"], ticket_id, "dispatch")
-    _act(client, people["worker"], ticket_id, "resolve")
+    _act(client, worker, ticket_id, "resolve")
     verified = _verify(client, people["camera"], store, street_photo, "gone")
     assert verified["state"] == "verified"
     assert [v["round"] for v in verified["verifications"]] == [1, 2]
+    _act(client, people["dispatcher"], ticket_id, "close")
+
+    # An engineer of the street office reads the whole story back.
+    history = client.get(f"/api/tickets/{ticket_id}", headers=people["engineer"]).json()
+    trail = [
+        (t["from_state"], t["to_state"], t["actor"], t["reason"])
+        for t in history["transitions"]
+    ]
+    assert trail == [
+        (None, "pending_review", "camera:plaza-north", None),
+        ("pending_review", "confirmed", "rita", None),
+        ("confirmed", "dispatched", "system:dispatch-rules", None),
+        ("dispatched", "resolved", "gwen", None),
+        ("resolved", "reopened", "camera:plaza-north", "verification_still_there"),
+        ("reopened", "dispatched", "dan", None),
+        ("dispatched", "resolved", "gwen", None),
+        ("resolved", "verified", "camera:plaza-north", "verification_gone"),
+        ("verified", "closed", "dan", None),
+    ]
 
 
 @pytest.mark.parametrize(
