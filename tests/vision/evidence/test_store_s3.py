@@ -24,7 +24,9 @@ from http.client import HTTPConnection
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import av
 import boto3
+import numpy as np
 import pytest
 from minio import Minio
 
@@ -86,9 +88,21 @@ def _open_uploads(s3: S3Server, bucket: str) -> list[str]:
 
 @pytest.fixture
 def big_clip(tmp_path: Path) -> Path:
-    # 12 MB in 5 MiB parts goes multipart; the store checks types, not codecs.
+    """A real H.264 MP4 of about 12 MB: in 5 MiB parts it goes multipart."""
     clip = tmp_path / "clip.mp4"
-    clip.write_bytes(os.urandom(12 * 1000 * 1000))
+    rng = np.random.default_rng(7)
+    with av.open(str(clip), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 1280, 720, "yuv420p"
+        stream.bit_rate = 12_000_000
+        stream.options = {"preset": "ultrafast"}
+        for _ in range(200):
+            # Noise keeps the encoder at its bit rate: 8 s, about 12 MB.
+            image = rng.integers(0, 256, (720, 1280, 3), dtype=np.uint8)
+            frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    assert clip.stat().st_size > 10 * MIB
     return clip
 
 
