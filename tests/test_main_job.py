@@ -195,3 +195,35 @@ def test_bad_input_gives_one_clear_line_and_writes_nothing(
         [p for p in data_dir.rglob("*") if p.is_file()] if data_dir.exists() else []
     )
     assert written == []
+
+
+def readme_main_job_command() -> str:
+    """The first command of the README: the main job on the embedded default."""
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = readme.split("```sh\n")[1:]
+    commands = [b.split("```")[0].strip() for b in blocks]
+    return next(c for c in commands if c.startswith("scripts/citywatch watch"))
+
+
+@pytest.mark.slow
+def test_readme_main_job_command_runs_as_written(tmp_path: Path) -> None:
+    command = readme_main_job_command()
+    environment = {
+        k: v for k, v in os.environ.items() if not k.startswith("CITYWATCH_")
+    }
+    # Everything else as a new user has it: the script sets up .venv (its fast
+    # path once the test command has) and finds the model mirror by itself.
+    environment["CITYWATCH_DATA_DIR"] = str(tmp_path)
+
+    result = subprocess.run(
+        ["bash", "-c", command],
+        cwd=REPO_ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "1 ticket(s)" in result.stdout and "throw" in result.stdout
+    assert [t["category"] for t in tickets_in(tmp_path)] == ["throw"]

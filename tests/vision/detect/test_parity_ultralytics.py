@@ -112,20 +112,22 @@ def run_parity(yolo_class, model_path: Path, size_px: int, inputs) -> int:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("model", "size_px"),
+    ("model", "size_px", "min_boxes"),
     [
-        ("yolo11n_coco_deq_fp32_dynamic.onnx", 640),
-        ("yolo11n_coco_deq_fp32_dynamic.onnx", 320),
-        ("yolo11n_coco_int8dyn_640.onnx", 640),
-        ("yolo11n_coco_int8dyn_320.onnx", 320),
+        ("yolo11n_coco_deq_fp32_dynamic.onnx", 640, 50),
+        ("yolo11n_coco_deq_fp32_dynamic.onnx", 320, 50),
+        ("yolo11n_coco_int8dyn_640.onnx", 640, 50),
+        ("yolo11n_coco_int8dyn_320.onnx", 320, 50),
+        # One class: only the twenty pothole images hold its objects.
+        ("yolo11n_pothole_416_dynamic.onnx", 416, 15),
     ],
 )
 def test_shared_models_match_ultralytics(
-    yolo_class, models_dir, parity_inputs, model, size_px
+    yolo_class, models_dir, parity_inputs, model, size_px, min_boxes
 ):
     compared = run_parity(yolo_class, models_dir / model, size_px, parity_inputs)
 
-    assert compared > 50  # the images really contain objects
+    assert compared > min_boxes  # the images really contain objects
 
 
 @pytest.mark.slow
