@@ -31,11 +31,6 @@ from eval.throw_sweep import (
 from vision.config import CameraConfig
 from vision.types import Category
 
-# Kinds the analyzer still takes for a throw now and then over minutes of
-# footage: a shaking camera makes short diagonal streaks (and the mixed stream
-# has shakes too).
-KNOWN_FALSE_ALARMS = {"shake", MIXED}
-
 
 @pytest.fixture(scope="module")
 def quick(shared_dir: Path, tmp_path_factory: pytest.TempPathFactory):
@@ -77,20 +72,7 @@ def test_objects_of_20_px_at_25_fps_are_found(quick) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "kind",
-    [
-        pytest.param(
-            kind,
-            marks=pytest.mark.xfail(
-                strict=True, reason="the throw analyzer still takes it for a fall"
-            ),
-        )
-        if kind in KNOWN_FALSE_ALARMS
-        else kind
-        for kind in (*DISTRACTORS, MIXED)
-    ],
-)
+@pytest.mark.parametrize("kind", [*DISTRACTORS, MIXED])
 def test_two_minutes_of_a_distractor_raise_no_throw(quick, kind: str) -> None:
     report, _ = quick
 

@@ -32,6 +32,11 @@ class FallCriteria:
     min_observed_speed_ratio: float = 1.3
     max_stall_share: float = 0.1
     max_angle_from_down_deg: float = 60.0
+    # A dropped or thrown object's path bows away from the straight line
+    # between its ends by at most an eighth of that line's length (a throw
+    # from rest traces half a parabola); a leaf swinging as it drifts, or a
+    # chain of unrelated blobs, strays much further.
+    max_path_bow: float = 0.25
     min_drop_px: float = 12.0
     # A thrown object falls many times its own size: 0.3 s of free fall is
     # 0.44 m, four times a 10 cm object seen at any distance. A walking
@@ -132,6 +137,8 @@ def _fit_once(
         return FallFit(False, "not mostly downward", angle_from_down_deg=angle)
 
     sizes = np.asarray(sizes_px, float)
+    if _bows(x, y, sizes, criteria):
+        return FallFit(False, "swings sideways", angle_from_down_deg=angle)
     if not _keeps_descending(y, sizes):
         return FallFit(False, "goes up and down", angle_from_down_deg=angle)
     if not _speeds_up(t, y, criteria):
@@ -277,6 +284,21 @@ def _fit_x(
     d, e, k = (float(v) for v in coef)
     predicted = (d + e * s + k * (t - t0)) / denominator
     return (d, e, k), (predicted - x) / sigma
+
+
+def _bows(
+    x: np.ndarray, y: np.ndarray, sizes_px: np.ndarray, criteria: FallCriteria
+) -> bool:
+    """More than one point in ten far off the straight line between the ends.
+
+    Counting points rather than taking the farthest spares a track with one
+    stray sighting (a codec ghost), which the fit then drops.
+    """
+    dx, dy = x[-1] - x[0], y[-1] - y[0]
+    length = math.hypot(dx, dy)
+    off_line = np.abs(dy * (x - x[0]) - dx * (y - y[0])) / max(length, 1e-6)
+    limit = criteria.max_path_bow * length + 2.0 + 0.5 * sizes_px
+    return int(np.sum(off_line > limit)) > max(1, len(x) // 10)
 
 
 def _keeps_descending(y: np.ndarray, sizes_px: np.ndarray) -> bool:

@@ -8,8 +8,9 @@ stream time, against a per-pixel threshold that follows how much each pixel
 usually flickers (leaves, compression noise on edges), so busy places ask for
 more contrast than a plain wall.
 
-Frames whose whole picture changes (rain, lights, camera shake) are vetoed:
-they yield no proposals and the background re-learns quickly. Near-repeated
+Frames whose whole picture changes (rain, lights) or shifts (camera shake,
+see ``camera_motion``) are vetoed: they yield no proposals and the
+background re-learns quickly, for a settling time after a shake. Near-repeated
 frames (left by frame-rate conversion) carry no new information and are
 reported as repeats, so a tracker never sees an object stand still for a frame.
 """
@@ -23,6 +24,8 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+
+from vision.analyze.camera_motion import CameraMotionDetector
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +78,9 @@ class MotionSettings:
     strong_contrast: float = 18.0
     deviation_gain: float = 3.5
     veto_changed_fraction: float = 0.12
+    # After the camera moved, edges stay smeared in the background until it
+    # has re-learnt the picture.
+    shake_settle_s: float = 0.5
     veto_blob_count: int = 150
     repeat_ratio: float = 0.4
     clutter_cell_px: int = 12
@@ -118,6 +124,7 @@ class MotionProposer:
         )
         self._clutter = np.zeros(self._clutter_wh[::-1], np.float32)
         self._clutter_frames = 0
+        self._camera = CameraMotionDetector()
 
     def propose(self, image: np.ndarray, ts_s: float) -> MotionResult:
         """Find moving blobs in one frame (BGR or grey, full resolution)."""
@@ -139,7 +146,10 @@ class MotionProposer:
         changed_fraction = cv2.countNonZero(low) / self._region_pixels
 
         veto = None
-        if ts_s < self._learn_until_ts_s:
+        if self._camera.update(grey).moved:
+            veto = "camera_motion"
+            self._learn_until_ts_s = ts_s + self.settings.shake_settle_s
+        elif ts_s < self._learn_until_ts_s:
             veto = "warmup"
         elif changed_fraction > self.settings.veto_changed_fraction:
             veto = "global_change"
