@@ -85,6 +85,7 @@ class MotionSettings:
     repeat_ratio: float = 0.4
     clutter_cell_px: int = 12
     clutter_tau_s: float = 2.0
+    clutter_memory_s: float = 60.0
     max_clutter: float = 0.3
 
 
@@ -123,6 +124,8 @@ class MotionProposer:
             max(1, self.work_wh[1] // cell),
         )
         self._clutter = np.zeros(self._clutter_wh[::-1], np.float32)
+        self._coverage = np.zeros_like(self._clutter)
+        self._blob_share = np.zeros_like(self._clutter)
         self._clutter_frames = 0
         self._camera = CameraMotionDetector()
 
@@ -158,9 +161,8 @@ class MotionProposer:
             self._learn_until_ts_s = ts_s + self.settings.warmup_s
         blobs: list[Blob] = []
         if veto is None:
-            self._update_clutter(low, dt_s)
             try:
-                blobs = self._blobs(low, diff)
+                blobs = self._blobs(low, diff, dt_s)
             except _TooManyBlobs:
                 veto = "too_many_blobs"
 
@@ -208,18 +210,39 @@ class MotionProposer:
         self._frame_change.append(change)
         return False
 
-    def _update_clutter(self, moving: np.ndarray, dt_s: float) -> None:
+    def _update_clutter(
+        self, moving: np.ndarray, dt_s: float, blob_cells: tuple[np.ndarray, ...]
+    ) -> None:
+        """Follow how busy each cell is, two ways; the busier one counts.
+
+        Coverage: the share of recent frames in which motion filled a good
+        part of the cell (foliage in a gust). It is a running mean at first,
+        so a tree counts as clutter from the first frames.
+
+        Blobs: whether strong blobs keep turning up in the cell. Once the
+        per-pixel thresholds have learnt how much a tree flickers, its motion
+        mask turns sparse and coverage fades, yet it still throws up small
+        blobs in the same cells, frame after frame, and more in every gust.
+        This share rises in a couple of seconds and fades over a minute, so a
+        tree that rests between gusts stays known. A falling object passes
+        through a cell in a frame or two, which raises it by a few hundredths.
+        """
+        settings = self.settings
         cells = cv2.resize(moving, self._clutter_wh, interpolation=cv2.INTER_AREA)
-        # A busy cell, not one crossed by a small object: foliage fills a
-        # good part of it with motion, a distant falling object does not.
-        active = (cells > 0.06 * 255).astype(np.float32)
+        covered = (cells > 0.06 * 255).astype(np.float32)
         self._clutter_frames += 1
-        # A running mean at first, so foliage counts as clutter from the start.
         beta = max(
-            1.0 - math.exp(-dt_s / self.settings.clutter_tau_s),
-            1.0 / self._clutter_frames,
+            1.0 - math.exp(-dt_s / settings.clutter_tau_s), 1.0 / self._clutter_frames
         )
-        cv2.accumulateWeighted(active, self._clutter, beta)
+        cv2.accumulateWeighted(covered, self._coverage, beta)
+
+        seen = np.zeros_like(self._blob_share)
+        seen[blob_cells] = 1.0
+        rise = 1.0 - math.exp(-dt_s / settings.clutter_tau_s)
+        fade = 1.0 - math.exp(-dt_s / settings.clutter_memory_s)
+        rate = np.where(seen > self._blob_share, rise, fade).astype(np.float32)
+        self._blob_share += rate * (seen - self._blob_share)
+        np.maximum(self._coverage, self._blob_share, out=self._clutter)
 
     def clutter_at(self, x: float, y: float) -> float:
         """How often the place at full-frame (x, y) moved lately, 0-1."""
@@ -229,11 +252,12 @@ class MotionProposer:
         row = min(max(int((y - y0) // cell), 0), self._clutter_wh[1] - 1)
         return float(self._clutter[row, col])
 
-    def _blobs(self, low: np.ndarray, diff: np.ndarray) -> list[Blob]:
+    def _blobs(self, low: np.ndarray, diff: np.ndarray, dt_s: float) -> list[Blob]:
         strong = cv2.bitwise_and(
             cv2.compare(diff, self._strong_threshold(), cv2.CMP_GT), low
         )
         if not cv2.countNonZero(strong):
+            self._update_clutter(low, dt_s, _NO_CELLS)
             return []
         # Label only the part of the picture that moved: labelling costs by
         # area, and motion on a facade is usually a few small spots.
@@ -254,34 +278,37 @@ class MotionProposer:
         stats[:, 1] += y
         # The background label has no centroid when the crop is all motion.
         centroids = np.nan_to_num(centroids) + np.array([x, y], float)
-        labels_kept, moving_count = self._plausible(stats, centroids, peak)
-        if moving_count > self.settings.veto_blob_count:
+        moving = self._moving(stats, peak)
+        self._update_clutter(low, dt_s, self._cells_of(centroids[moving]))
+        if moving.size > self.settings.veto_blob_count:
             raise _TooManyBlobs
+        labels_kept = moving[self._calm(centroids[moving])]
         return [
             self._blob(stats[label], centroids[label], peak[label])
             for label in labels_kept
         ]
 
-    def _plausible(
-        self, stats: np.ndarray, centroids: np.ndarray, peak: np.ndarray
-    ) -> tuple[np.ndarray, int]:
-        """Labels of strong, small blobs outside busy places (vectorised).
+    def _moving(self, stats: np.ndarray, peak: np.ndarray) -> np.ndarray:
+        """Labels of strong blobs small enough to be a thrown object.
 
-        Also counts every strong, small blob, busy places included: a frame
-        full of them (rain, a tree in a gust) is vetoed as a whole.
+        Busy places included: a frame full of them (rain, a tree in a gust)
+        is vetoed as a whole, and each marks its cell as busy.
         """
         # Dilation grew each blob by a working pixel on each side.
         sizes = np.maximum(stats[:, 2:4] - 2, 1) * self.factor
         small = sizes.min(axis=1) <= self.settings.max_object_px
-        cols = np.clip(
-            centroids[:, 0] // self.settings.clutter_cell_px, 0, self._clutter_wh[0] - 1
-        ).astype(np.intp)
-        rows = np.clip(
-            centroids[:, 1] // self.settings.clutter_cell_px, 0, self._clutter_wh[1] - 1
-        ).astype(np.intp)
-        calm = self._clutter[rows, cols] <= self.settings.max_clutter
-        moving = (peak > 0) & small
-        return np.flatnonzero(moving & calm), int(moving.sum())
+        return np.flatnonzero((peak > 0) & small)
+
+    def _cells_of(self, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Clutter-map rows and columns of working-pixel centroids."""
+        cell = self.settings.clutter_cell_px
+        cols = np.clip(centroids[:, 0] // cell, 0, self._clutter_wh[0] - 1)
+        rows = np.clip(centroids[:, 1] // cell, 0, self._clutter_wh[1] - 1)
+        return rows.astype(np.intp), cols.astype(np.intp)
+
+    def _calm(self, centroids: np.ndarray) -> np.ndarray:
+        """Which of these centroids lie outside busy places."""
+        return self._clutter[self._cells_of(centroids)] <= self.settings.max_clutter
 
     def _blob(self, stat: np.ndarray, centroid: np.ndarray, peak: float) -> Blob:
         x, y, w, h, area = (int(v) for v in stat)
@@ -330,6 +357,9 @@ class MotionProposer:
         gain = self.settings.deviation_gain
         threshold = cv2.max(deviation * gain, self.settings.min_contrast)
         return np.minimum(threshold, 250.0).astype(np.uint8)
+
+
+_NO_CELLS = (np.zeros(0, np.intp), np.zeros(0, np.intp))
 
 
 class _TooManyBlobs(Exception):

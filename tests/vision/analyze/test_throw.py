@@ -133,6 +133,50 @@ def test_clips_without_a_fall_file_nothing(videos_dir: Path, clip: str) -> None:
         assert run(analyzer, list(source.frames())) == []
 
 
+def played_back_and_forth(frames: list[Frame], passes: int) -> list[Frame]:
+    """A clip played forwards, backwards, forwards...: minutes of the same
+    real motion with no jump at the turns, stamped at the clip's frame rate."""
+    step_s = frames[1].ts_s - frames[0].ts_s
+    images = [f.image for f in frames]
+    sequence = list(images)
+    for n in range(1, passes):
+        sequence += images[::-1][1:] if n % 2 else images[1:]
+    return [
+        Frame(image=image, ts_s=i * step_s, index=i, captured_at=T0)
+        for i, image in enumerate(sequence)
+    ]
+
+
+@pytest.mark.slow
+def test_a_tree_swaying_for_half_a_minute_files_nothing(videos_dir: Path) -> None:
+    # The clip alone lasts 4.5 s, about the time the motion stage takes to
+    # learn how much the tree flickers; what counts is what comes after.
+    with VideoSource(str(videos_dir / "neg_swaying_tree_320x240.avi")) as source:
+        frames = played_back_and_forth(list(source.frames(started_at=T0)), 8)
+
+    events = run(ThrowAnalyzer(CameraConfig(camera_id="tree")), frames)
+
+    assert frames[-1].ts_s > 30.0
+    assert events == []
+
+
+@pytest.mark.slow
+def test_the_ball_clip_played_back_and_forth_files_one_throw_per_fall(
+    ball_frames: list[Frame],
+) -> None:
+    # Forwards the ball falls, backwards it rises; the tree beside it sways
+    # on for 15 s.
+    frames = played_back_and_forth(ball_frames, 6)
+
+    events = run(ThrowAnalyzer(facade_camera()), frames)
+
+    clip_s = ball_frames[-1].ts_s - ball_frames[0].ts_s
+    falls_at_s = [2 * n * clip_s for n in range(3)]
+    assert len(events) == 3
+    for event, fall_s in zip(events, falls_at_s, strict=True):
+        assert fall_s < event.started_ts_s < fall_s + clip_s
+
+
 def test_corrupt_frames_are_counted_and_left_out(background: np.ndarray) -> None:
     frames, _ = render(SynthSpec(throw=False, duration_s=2.0), background)
     smeared = []
