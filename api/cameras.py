@@ -57,7 +57,12 @@ def camera_files_in(folder: Path) -> list[Path]:
 def make_sink(settings: Settings) -> DatabaseSink:
     """A ticket sink over the settings' database, for a worker process."""
     assert settings.database_url is not None  # derived by Settings
-    return DatabaseSink(make_session_factory(make_engine(settings.database_url)))
+    return DatabaseSink(
+        make_session_factory(make_engine(settings.database_url)),
+        duplicate_window_s=settings.duplicate_window_s,
+        duplicate_iou=settings.duplicate_iou,
+        rejected_retention_s=settings.rejected_retention_days * 86400.0,
+    )
 
 
 def make_store(settings: Settings) -> ObjectStore:

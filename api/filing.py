@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable
+from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -286,6 +287,22 @@ def mark_evidence_stored(
     )
     session.commit()
     return ticket
+
+
+def evidence_purgeable(
+    session: Session, event_id: str, *, retention_s: float, now: datetime
+) -> bool:
+    """May the spool delete the event's evidence to make room?
+
+    Only when the ticket filed from the event was rejected longer ago than
+    the retention period: a false alarm nobody needs to see again. Evidence
+    of an open, confirmed or recently rejected ticket, or of an event no
+    ticket knows yet (it may be filed in a moment), is kept.
+    """
+    ticket = session.scalars(select(Ticket).where(Ticket.event_id == event_id)).first()
+    if ticket is None or ticket.state != TicketState.REJECTED:
+        return False
+    return ticket.updated_at <= now - timedelta(seconds=retention_s)
 
 
 def worst_evidence_state(states: Iterable[str]) -> EvidenceState:

@@ -138,6 +138,12 @@ class Settings(BaseSettings):
         description="Box overlap (intersection over union) that counts as the "
         "same place.",
     )
+    rejected_retention_days: float = Field(
+        default=7.0,
+        ge=0,
+        description="Evidence of a ticket rejected longer ago than this may be "
+        "deleted from a full spool to make room; nothing else ever is.",
+    )
     webhook_urls: list[str] = Field(
         default_factory=list,
         description="URLs that receive ticket notifications (POST, JSON, "

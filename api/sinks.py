@@ -29,8 +29,14 @@ from tenacity import (
 )
 
 from api import workflow
-from api.filing import StoredEvidenceNotFound, file_event, mark_evidence_stored
+from api.filing import (
+    StoredEvidenceNotFound,
+    evidence_purgeable,
+    file_event,
+    mark_evidence_stored,
+)
 from api.notify import Notifier
+from api.tables import utc_now
 from vision.errors import SinkError
 from vision.sink import FiledTicket, VerificationRequest, VerificationResult
 from vision.types import Event
@@ -57,11 +63,13 @@ class DatabaseSink:
         duplicate_window_s: float = 3600.0,
         duplicate_iou: float = 0.3,
         notifier: Notifier | None = None,
+        rejected_retention_s: float = 7 * 86400.0,
     ) -> None:
         self._session_factory = session_factory
         self.duplicate_window_s = duplicate_window_s
         self.duplicate_iou = duplicate_iou
         self._notifier = notifier
+        self.rejected_retention_s = rejected_retention_s
 
     def file(self, event: Event) -> FiledTicket:
         with self._session_factory() as session:
@@ -82,6 +90,17 @@ class DatabaseSink:
         with self._session_factory() as session:
             workflow.report_verification(
                 session, result, camera_id=None, notifier=self._notifier
+            )
+
+    def evidence_purgeable(self, event_id: str) -> bool:
+        """The spool's question when it is full: may this event's evidence
+        go? Yes only for a ticket rejected longer ago than the retention."""
+        with self._session_factory() as session:
+            return evidence_purgeable(
+                session,
+                event_id,
+                retention_s=self.rejected_retention_s,
+                now=utc_now(),
             )
 
     def evidence_stored(self, event_id: str, key: str) -> None:

@@ -78,7 +78,11 @@ def watch_source(
     upgrade(settings.database_url)
     engine = make_engine(settings.database_url)
     try:
-        sink = DatabaseSink(make_session_factory(engine))
+        sink = DatabaseSink(
+            make_session_factory(engine),
+            duplicate_window_s=settings.duplicate_window_s,
+            duplicate_iou=settings.duplicate_iou,
+        )
         run = run_source(
             source,
             camera,

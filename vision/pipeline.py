@@ -17,7 +17,7 @@ from typing import Any
 from vision.analyze import Analyzer
 from vision.config import CameraConfig
 from vision.evidence.objects import ObjectStore
-from vision.evidence.spool import SpoolingStore
+from vision.evidence.spool import SpoolingStore, never_purge
 from vision.evidence.writer import EvidenceWriter
 from vision.health import CameraHealth
 from vision.ingest.live import LiveReader, LiveSettings, SourcePolicy
@@ -194,6 +194,23 @@ def evidence_listener(sink: TicketSink) -> Callable[[str], None] | None:
             logger.exception("evidence %s stored, but the ticket was not told", key)
 
     return listen
+
+
+def purge_policy(sink: TicketSink) -> Callable[[str], bool]:
+    """What a full spool may delete, as the sink's tickets say.
+
+    A sink with ``evidence_purgeable(event_id)`` releases the evidence of
+    tickets rejected long enough ago; any other sink releases nothing, so a
+    full spool reports new evidence missing rather than guess.
+    """
+    ask = getattr(sink, "evidence_purgeable", None)
+    if ask is None:
+        return never_purge
+
+    def may_purge(key: str) -> bool:
+        return bool(ask(key.rsplit("/", 2)[-2]))
+
+    return may_purge
 
 
 def spooled(

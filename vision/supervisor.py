@@ -35,6 +35,7 @@ from vision.pipeline import (
     DetectorLoader,
     build_analyzers,
     evidence_listener,
+    purge_policy,
     run_live,
     run_source,
     spooled,
@@ -222,6 +223,7 @@ def run_camera_process(
         settings.spool_root / camera.camera_id,
         cap_bytes=settings.spool_cap_bytes,
         on_stored=evidence_listener(sink),
+        may_purge=purge_policy(sink),
     )
     health = CameraHealth(
         camera.camera_id, settings.health, reference_view=camera.reference_view

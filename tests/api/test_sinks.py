@@ -156,3 +156,77 @@ def test_http_sink_does_not_retry_a_refused_event() -> None:
 def test_http_sink_refuses_bad_arguments(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         HttpSink("http://api.test", **kwargs)
+
+
+@pytest.mark.slow
+def test_full_spool_purges_only_evidence_of_tickets_rejected_long_ago(
+    session_factory: sessionmaker[Session], tmp_path, caplog
+) -> None:
+    # A 200 MB spool while the store is down; 5 MB clips. An old backlog of
+    # 30 clips: 20 of tickets rejected a month ago, 3 of open tickets, 7 of
+    # tickets rejected yesterday (still within the week's retention). Then a
+    # clip a second for two minutes, each of a newly filed ticket.
+    from datetime import timedelta
+
+    from api.tables import utc_now
+    from vision.evidence.spool import SpoolingStore
+    from vision.pipeline import purge_policy
+    from vision.types import EvidenceState
+
+    mb = 1000 * 1000
+    sink = DatabaseSink(session_factory, rejected_retention_s=7 * 86400)
+    ages = {"old": timedelta(days=30), "recent": timedelta(days=1)}
+    backlog = ["old"] * 20 + ["open"] * 3 + ["recent"] * 7
+    events = [make_event() for _ in backlog]
+    for event, kind in zip(events, backlog, strict=True):
+        ticket_id = int(sink.file(event).ticket_id)
+        if kind in ages:
+            with session_factory() as session:
+                ticket = session.get(Ticket, ticket_id)
+                assert ticket is not None
+                ticket.state, ticket.updated_at = "rejected", utc_now() - ages[kind]
+                session.commit()
+    spool = SpoolingStore(
+        _down_store(),
+        tmp_path / "spool",
+        cap_bytes=200 * mb,
+        may_purge=purge_policy(sink),
+    )
+    clip = bytes(5 * mb)
+
+    for event in events:
+        spool.put_bytes(f"plaza-north/{event.event_id}/clip.mp4", clip, "video/mp4")
+    new = [make_event() for _ in range(120)]
+    states = []
+    for event in new:
+        sink.file(event)
+        key = f"plaza-north/{event.event_id}/clip.mp4"
+        states.append(spool.put_bytes(key, clip, "video/mp4").state)
+
+    pending = {key.split("/")[1] for key in spool.pending_keys()}
+    kept = {
+        e.event_id for e, kind in zip(events, backlog, strict=True) if kind != "old"
+    }
+    assert kept <= pending  # open and recently rejected: never purged
+    assert not {e.event_id for e in events[:20]} & pending  # purged, oldest first
+    # 50 MB is kept from the backlog: room for 30 new clips, then alarms.
+    assert states == [EvidenceState.PENDING] * 30 + [EvidenceState.MISSING] * 90
+    assert {e.event_id for e in new[:30]} <= pending
+    assert spool.spool_bytes == 200 * mb and spool.disk_pressure == 1.0
+    assert sum("storage alarm" in r.getMessage() for r in caplog.records) == 90
+
+
+def _down_store():
+    from vision.evidence.s3 import S3Store
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        endpoint = f"127.0.0.1:{sock.getsockname()[1]}"  # bound, not listening
+    return S3Store(
+        endpoint=endpoint,
+        access_key="a",
+        secret_key="b",
+        bucket="evidence-down",
+        retries=1,
+        ensure_bucket=False,
+    )
