@@ -11,7 +11,9 @@ frames, and prints a table and a JSON summary:
 - memory per worker at the start and the end of the run: flat,
 - backlog: none by construction; the skipped-frame count says what was dropped.
 
-Usage: ``python -m eval.bench_cameras --cameras 8 --duration-s 180``.
+Usage: ``citywatch eval speed --cameras 8 --cameras-duration-s 180`` (after
+the per-path figures), or ``python -m eval.bench_cameras --cameras 8
+--duration-s 180`` alone.
 Needs Debian's GStreamer RTSP server (``scripts/ci-packages.sh``).
 """
 
@@ -149,21 +151,27 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     summary = run(args.cameras, args.duration_s, args.sample_s)
-    out = sys.stdout
-    out.write(
-        f"{'camera':<10} {'cpu':>6} {'lag p50':>8} {'lag max':>8} "
-        f"{'rss start':>10} {'rss end':>8} {'analysed':>9} {'skipped':>8}\n"
-    )
-    for camera_id, row in summary["per_camera"].items():
-        out.write(
-            f"{camera_id:<10} {row['cpu_share']:>6.2f} {row['lag_p50_s']:>7.2f}s "
-            f"{row['lag_max_s']:>7.2f}s {row['rss_start_mb']:>8.0f}MB "
-            f"{row['rss_end_mb']:>6.0f}MB {row['frames_analysed']:>9} "
-            f"{row['frames_skipped']:>8}\n"
-        )
+    sys.stdout.write(render_cameras_table(summary) + "\n")
     if args.json:
         args.json.write_text(json.dumps(summary, indent=1))
     return 0
+
+
+def render_cameras_table(summary: dict) -> str:
+    """One line per camera: CPU share, lag, memory at start and end, frames."""
+    lines = [
+        f"{summary['cameras']} camera(s) for {summary['duration_s']:.0f} s",
+        f"{'camera':<10} {'cpu':>6} {'lag p50':>8} {'lag max':>8} "
+        f"{'rss start':>10} {'rss end':>8} {'analysed':>9} {'skipped':>8}",
+    ]
+    for camera_id, row in summary["per_camera"].items():
+        lines.append(
+            f"{camera_id:<10} {row['cpu_share']:>6.2f} {row['lag_p50_s']:>7.2f}s "
+            f"{row['lag_max_s']:>7.2f}s {row['rss_start_mb']:>8.0f}MB "
+            f"{row['rss_end_mb']:>6.0f}MB {row['frames_analysed']:>9} "
+            f"{row['frames_skipped']:>8}"
+        )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -202,8 +202,18 @@ def speed(
         int | None, typer.Option(help="Core to pin each measurement to.")
     ] = None,
     out: Annotated[Path | None, typer.Option(help="Write speed.json here.")] = None,
+    cameras: Annotated[
+        int,
+        typer.Option(
+            min=0, help="Then run this many live camera workers side by side."
+        ),
+    ] = 0,
+    cameras_duration_s: Annotated[
+        float, typer.Option(min=5.0, help="How long the camera workers run.")
+    ] = 180.0,
 ) -> None:
-    """Frames per second per core of each path beside decode alone, and memory."""
+    """Frames per second per core of each path beside decode alone, and memory;
+    with --cameras, CPU, lag and memory of that many cameras on this machine."""
     from eval.events import load_truth
     from eval.speed import default_jobs, render_speed_table, run_jobs
 
@@ -225,6 +235,13 @@ def speed(
         out.mkdir(parents=True, exist_ok=True)
         (out / "speed.json").write_text(json.dumps(results, indent=2) + "\n", "utf-8")
     typer.echo(render_speed_table(results))
+    if cameras:
+        from eval import bench_cameras
+
+        fleet = _guarded(lambda: bench_cameras.run(cameras, cameras_duration_s))
+        if out is not None:
+            (out / "cameras.json").write_text(json.dumps(fleet, indent=2) + "\n")
+        typer.echo(bench_cameras.render_cameras_table(fleet))
 
 
 @eval_app.command("throw-sweep")
