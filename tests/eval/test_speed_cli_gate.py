@@ -206,3 +206,34 @@ def test_a_set_class_the_model_lacks_ends_in_one_line_and_exit_2(
 
     assert result.exit_code == 2
     assert "no class for set classes ['pothole']" in result.output
+
+
+@pytest.mark.slow
+def test_speed_command_runs_live_cameras_side_by_side(
+    settings_env, monkeypatch, tmp_path
+):
+    # The per-path jobs are tested above; here only the many-camera part
+    # runs for real: two RTSP streams of the street footage for a few seconds.
+    import eval.speed
+
+    monkeypatch.setattr(eval.speed, "run_jobs", lambda jobs, cpu: [])
+
+    result = CliRunner().invoke(
+        eval_app,
+        [
+            "speed",
+            "--cameras",
+            "2",
+            "--cameras-duration-s",
+            "12",
+            "--out",
+            str(tmp_path),
+        ],
+    )
+
+    assert result.exit_code == 0, result.output
+    assert "2 camera(s) for 12 s" in result.output
+    fleet = json.loads((tmp_path / "cameras.json").read_text())
+    assert sorted(fleet["per_camera"]) == ["bench-0", "bench-1"]
+    for row in fleet["per_camera"].values():
+        assert row["frames_analysed"] > 0 and row["lag_max_s"] < 2.0
