@@ -100,6 +100,10 @@ def test_footage_without_a_throw_files_none(
 
 PARKING_ZONE = [[600, 75], [768, 55], [768, 104], [625, 122]]
 LAWN_ZONE = [[80, 375], [248, 355], [248, 404], [105, 422]]
+# Where the two parked vehicles stand in the street footage, drawn by hand.
+VAN_XYXY = (652, 44, 724, 100)
+LIGHT_BLUE_CAR_XYXY = (734, 50, 768, 96)
+VEHICLES = ["car", "truck", "bus", "motorcycle"]
 
 
 def _parking_camera(path: Path, zone: list[list[int]]) -> Path:
@@ -116,20 +120,33 @@ def _parking_camera(path: Path, zone: list[list[int]]) -> Path:
                 "kind": "dwell",
                 "category": "illegal_parking",
                 "zone": "no-parking",
-                "classes": ["car", "truck", "bus", "motorcycle"],
+                "classes": VEHICLES,
                 "dwell_s": 10,
             }
         ],
     )
 
 
+def _json(value: str | list) -> list:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _iou(a: list[float], b: tuple[int, ...]) -> float:
+    width = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    height = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = width * height
+    area_a = (a[2] - a[0]) * (a[3] - a[1])
+    area_b = (b[2] - b[0]) * (b[3] - b[1])
+    return inter / (area_a + area_b - inter)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("zone", "expected"),
+    ("zone", "expected_xyxy"),
     [
         # The paved area where the white van and the light-blue car stand,
         # side by side: two vehicles in one zone are two tickets.
-        (PARKING_ZONE, ["illegal_parking", "illegal_parking"]),
+        (PARKING_ZONE, [VAN_XYXY, LIGHT_BLUE_CAR_XYXY]),
         # The same shape on the empty lawn: nothing stays there.
         (LAWN_ZONE, []),
     ],
@@ -140,7 +157,7 @@ def test_parked_vehicles_file_one_ticket_each_in_a_no_parking_zone(
     videos_dir: Path,
     models_mirror: Path,
     zone: list[list[int]],
-    expected: list[str],
+    expected_xyxy: list[tuple[int, ...]],
 ) -> None:
     camera = _parking_camera(tmp_path / "plaza.yaml", zone)
     video = videos_dir / "street_plaza_vtest_part1_f000-399.avi"
@@ -151,8 +168,14 @@ def test_parked_vehicles_file_one_ticket_each_in_a_no_parking_zone(
 
     assert result.returncode == 0, result.stderr
     tickets = tickets_in(tmp_path / "var")
-    assert sorted(t["category"] for t in tickets) == expected
+    assert [t["category"] for t in tickets] == ["illegal_parking"] * len(expected_xyxy)
     assert all(t["area_path"] == "old-town/riverside/grid-07" for t in tickets)
+    # One ticket per vehicle, each on its own vehicle: not the van twice, and
+    # no pedestrian passing through the zone.
+    assert all(t["class_name"] in VEHICLES for t in tickets)
+    boxes = sorted(_json(t["bbox"]) for t in tickets)  # left to right
+    for box, truth_xyxy in zip(boxes, expected_xyxy, strict=True):
+        assert _iou(box, truth_xyxy) > 0.8, (box, truth_xyxy)
 
 
 def _bad_inputs(tmp: Path, videos_dir: Path) -> dict[str, tuple[list[str], str]]:
