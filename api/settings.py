@@ -46,6 +46,8 @@ SETTINGS_FILE_ENV = f"{ENV_PREFIX}SETTINGS_FILE"
 # Credentials that ship in examples and quick starts; fine on a laptop,
 # never on a deployed service.
 _PLACEHOLDER_SECRETS = frozenset({"minioadmin", "changethis", "changeme", "secret"})
+# HMAC-SHA256 keys shorter than the digest weaken the signature (RFC 7518 3.2).
+_MIN_SIGNING_SECRET_BYTES = 32
 _WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})
 
 
@@ -211,7 +213,28 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"webhook_urls need webhook_secret (set {ENV_PREFIX}WEBHOOK_SECRET)"
             )
+        if self.environment != "development":
+            self._check_signing_secrets()
         return self
+
+    def _check_signing_secrets(self) -> None:
+        """Keys that sign tokens and webhooks: no placeholders, and long
+        enough for HMAC-SHA256 (PyJWT warns below the digest's 32 bytes)."""
+        for name in ("token_secret", "webhook_secret"):
+            secret: SecretStr | None = getattr(self, name)
+            if secret is None:
+                continue
+            value = secret.get_secret_value()
+            if value.lower() in _PLACEHOLDER_SECRETS:
+                raise ValueError(
+                    f"{name} is a placeholder value; set a real secret "
+                    "outside development"
+                )
+            if len(value.encode()) < _MIN_SIGNING_SECRET_BYTES:
+                raise ValueError(
+                    f"{name} must be at least {_MIN_SIGNING_SECRET_BYTES} bytes "
+                    f"outside development, got {len(value.encode())}"
+                )
 
     def _check_s3(self) -> None:
         missing = [

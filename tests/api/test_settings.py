@@ -140,6 +140,23 @@ def test_bad_settings_files_are_refused(
             },
             "placeholder",
         ),
+        (
+            {"environment": "production", "token_secret": "changethis"},
+            "token_secret is a placeholder",
+        ),
+        (
+            {"environment": "production", "token_secret": "k3y-0f-17-bytes!!"},
+            "token_secret must be at least 32 bytes",
+        ),
+        (
+            {
+                "environment": "production",
+                "token_secret": "t" * 40,
+                "webhook_urls": ["https://hooks.example/citywatch"],
+                "webhook_secret": "secret",
+            },
+            "webhook_secret is a placeholder",
+        ),
         ({"log_level": "loud"}, "log_level"),
         ({"store_kind": "ftp"}, "store_kind"),
     ],
