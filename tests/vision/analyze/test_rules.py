@@ -209,17 +209,21 @@ def bus_and_passing_car_script(ts_s: float, image: np.ndarray) -> list[Box]:
 @pytest.mark.parametrize(
     ("dwell_s", "gap_tolerance_s", "started_ts_s", "detected_ts_s"),
     [
-        (60.0, 30.0, 2.0, 62.0),  # fires before the bus comes
-        (100.0, 30.0, 2.0, 102.0),  # the 15 s occlusion is bridged
+        (60.0, None, 2.0, 62.0),  # fires before the bus comes
+        (100.0, None, 2.0, 102.0),  # the default bridges the 15 s occlusion
         (100.0, 10.0, 95.0, 195.0),  # a shorter tolerance restarts the dwell
     ],
 )
 def test_car_stopping_in_zone_files_one_event_counted_from_entry(
-    dwell_s: float, gap_tolerance_s: float, started_ts_s: float, detected_ts_s: float
+    dwell_s: float,
+    gap_tolerance_s: float | None,
+    started_ts_s: float,
+    detected_ts_s: float,
 ) -> None:
-    camera = make_camera(
-        ZONE_1280, [parking_rule(dwell_s=dwell_s, gap_tolerance_s=gap_tolerance_s)]
-    )
+    tolerance = {} if gap_tolerance_s is None else {"gap_tolerance_s": gap_tolerance_s}
+    camera = make_camera(ZONE_1280, [parking_rule(dwell_s=dwell_s, **tolerance)])
+    if gap_tolerance_s is None:
+        assert camera.rules[0].gap_tolerance_s >= 30.0
     frames = blank_frames(200.0, 5.0, (1280, 720))
 
     events, detector = run(camera, bus_and_passing_car_script, frames)
