@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from fractions import Fraction
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
 
 from eval.streams import encode_h264
@@ -113,3 +115,52 @@ def test_evidence_from_held_packets_has_snapshot_and_offset(
     kinds = {item.kind for item in written.evidence}
     assert kinds == {EvidenceKind.CLIP, EvidenceKind.SNAPSHOT, EvidenceKind.METADATA}
     assert written.clip_start_ts_s == pytest.approx(20.0)
+
+
+def _write_vfr_h264(path: Path) -> None:
+    """60 frames of grey level 4n: 0-29 at 1/30 s spacing, 30-59 at 1/5 s,
+    with a keyframe every 10 frames and no B-frames (packets in time order)."""
+    time_base = Fraction(1, 1000)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
+        stream.time_base = time_base
+        stream.codec_context.time_base = time_base
+        stream.options = {"x264-params": "keyint=10:min-keyint=10:scenecut=0:bframes=0"}
+        for n in range(60):
+            image = np.full((120, 160, 3), n * 4, np.uint8)
+            frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+            frame.pts = round((n / 30 if n < 30 else 1 + (n - 30) / 5) * 1000)
+            frame.time_base = time_base
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+
+
+def test_clip_of_variable_frame_rate_footage_is_cut_by_timestamps(
+    tmp_path: Path,
+) -> None:
+    source = tmp_path / "vfr.mp4"
+    _write_vfr_h264(source)
+    ring, _ = _fill(source, history_s=30.0)
+
+    # 0.7-2.0 s is frames 21-35 (not frames 21-60 as 30 fps would have it);
+    # the clip reaches back to the keyframe of frame 20 at 0.667 s.
+    clip = ring.clip(0.7, 2.0)
+    assert clip is not None
+    path = tmp_path / "clip.mp4"
+    duration_s = write_clip(clip, path)
+
+    with av.open(str(path)) as out:
+        decoded = [
+            (float(f.pts * f.time_base), int(f.to_ndarray(format="gray").mean()))
+            for f in out.decode(video=0)
+        ]
+    frames = range(20, 36)
+    source_ts_s = [n / 30 if n < 30 else 1 + (n - 30) / 5 for n in frames]
+    assert [level for _, level in decoded] == pytest.approx(
+        [4 * n for n in frames], abs=2
+    )
+    assert [ts_s for ts_s, _ in decoded] == pytest.approx(
+        [ts_s - source_ts_s[0] for ts_s in source_ts_s], abs=0.002
+    )
+    assert duration_s == pytest.approx(2.0 - 20 / 30 + 0.2, abs=0.002)
