@@ -105,6 +105,10 @@ class Settings(BaseSettings):
     ort_intra_op_threads: int | None = Field(
         default=None, ge=1, description="onnxruntime threads; None lets it decide."
     )
+    ort_graph_optimization: Literal["disable", "basic", "extended", "all"] = Field(
+        default="all",
+        description="onnxruntime graph optimisation level of detector sessions.",
+    )
     log_level: str = "INFO"
 
     token_secret: SecretStr | None = Field(

@@ -56,6 +56,7 @@ def load_detector(name_or_path: str, settings: Settings) -> Detector:
         class_names=spec.class_names,
         input_size_px=spec.input_size_px,
         intra_op_threads=settings.ort_intra_op_threads,
+        graph_optimization=settings.ort_graph_optimization,
     )
 
 

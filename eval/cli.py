@@ -68,34 +68,28 @@ def _dirs() -> tuple[Path, Path | None, int | None]:
 
 
 def _eval_loader() -> Callable[[str, Any], Any]:
+    from api.settings import get_settings
     from eval.detection import load_detector_for_eval
 
     model_dir, mirror_dir, threads = _dirs()
+    graph_optimization = get_settings().ort_graph_optimization
     return lambda name, settings: load_detector_for_eval(
         name,
         settings,
         model_dir=model_dir,
         mirror_dir=mirror_dir,
         intra_op_threads=threads,
+        graph_optimization=graph_optimization,
     )
 
 
 def _street_loader() -> Callable[[str], object]:
-    from models.catalog import resolve_model
-    from vision.detect.detector import Detector
+    from api.settings import get_settings
+    from api.watch import load_detector
 
-    model_dir, mirror_dir, threads = _dirs()
-
-    def load(name: str) -> object:
-        spec = resolve_model(name, model_dir=model_dir, mirror_dir=mirror_dir)
-        return Detector.from_file(
-            spec.path,
-            class_names=spec.class_names,
-            input_size_px=spec.input_size_px,
-            intra_op_threads=threads,
-        )
-
-    return load
+    # The service's own loader: events are measured with what is deployed.
+    settings = get_settings()
+    return lambda name: load_detector(name, settings)
 
 
 def _class_map(pairs: list[str] | None) -> dict[str, str]:

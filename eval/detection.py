@@ -473,6 +473,7 @@ def load_detector_for_eval(
     model_dir: Path,
     mirror_dir: Path | None = None,
     intra_op_threads: int | None = None,
+    graph_optimization: str = "all",
 ) -> Any:
     """The service's Detector for a catalog name or file, with the letterbox
     and input size the evaluation asks for."""
@@ -485,5 +486,6 @@ def load_detector_for_eval(
         class_names=spec.class_names,
         input_size_px=settings.input_size_px or spec.input_size_px,
         intra_op_threads=intra_op_threads,
+        graph_optimization=graph_optimization,
         full_size_input=settings.letterbox == "square",
     )

@@ -44,6 +44,7 @@ def test_environment_variables_override(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("CITYWATCH_API_HOST", "0.0.0.0")
     monkeypatch.setenv("CITYWATCH_LOG_LEVEL", "debug")
     monkeypatch.setenv("CITYWATCH_ORT_INTRA_OP_THREADS", "2")
+    monkeypatch.setenv("CITYWATCH_ORT_GRAPH_OPTIMIZATION", "basic")
 
     settings = Settings()
 
@@ -52,6 +53,7 @@ def test_environment_variables_override(monkeypatch: pytest.MonkeyPatch) -> None
     assert settings.api_url == "http://127.0.0.1:9000"
     assert settings.log_level == "DEBUG"
     assert settings.ort_intra_op_threads == 2
+    assert settings.ort_graph_optimization == "basic"
 
 
 def test_yaml_settings_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -159,6 +161,7 @@ def test_bad_settings_files_are_refused(
         ),
         ({"log_level": "loud"}, "log_level"),
         ({"store_kind": "ftp"}, "store_kind"),
+        ({"ort_graph_optimization": "max"}, "ort_graph_optimization"),
     ],
 )
 def test_invalid_settings_are_refused(overrides: dict, message: str) -> None:
@@ -186,3 +189,22 @@ def test_get_settings_reads_once(monkeypatch: pytest.MonkeyPatch) -> None:
         assert first.api_port == 9100
     finally:
         get_settings.cache_clear()
+
+
+def test_detector_sessions_follow_the_settings(
+    tmp_path: Path, models_mirror: Path
+) -> None:
+    from api.watch import load_detector
+
+    settings = Settings(
+        data_dir=tmp_path,
+        model_mirror_dir=models_mirror,
+        ort_intra_op_threads=1,
+        ort_graph_optimization="basic",
+    )
+
+    detector = load_detector("yolo11n-coco", settings)
+
+    options = detector.session_options
+    assert options.intra_op_num_threads == 1
+    assert options.graph_optimization_level.name == "ORT_ENABLE_BASIC"

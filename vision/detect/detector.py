@@ -187,6 +187,11 @@ class Detector:
                 results[index] = self._to_detections(raw, boxes[index])
         return [r for r in results if r is not None]
 
+    @property
+    def session_options(self) -> ort.SessionOptions:
+        """The options the session was opened with (threads, optimisation)."""
+        return self._session.get_session_options()
+
     def plan(self, frame_hw: tuple[int, int]) -> Letterbox:
         """The letterbox a frame of ``frame_hw`` gets for this model."""
         return plan_letterbox(
