@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -13,6 +15,7 @@ import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.sinks import DatabaseSink, HttpSink, TicketFilingError
 from api.tables import Ticket
@@ -31,9 +34,9 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture
-def api_url(app: FastAPI) -> Iterator[str]:
-    """The app served by a real uvicorn server on a loopback port."""
+@contextmanager
+def _serving(app: ASGIApp) -> Iterator[str]:
+    """``app`` served by a real uvicorn server on a loopback port; its URL."""
     port = _free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
@@ -45,9 +48,43 @@ def api_url(app: FastAPI) -> Iterator[str]:
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("uvicorn did not start")
         time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10.0)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10.0)
+
+
+@pytest.fixture
+def api_url(app: FastAPI) -> Iterator[str]:
+    with _serving(app) as url:
+        yield url
+
+
+class _LateFirstAnswer:
+    """Holds back the answer to the first filing until after the camera's
+    timeout: the ticket is filed, but the camera never hears so."""
+
+    def __init__(self, app: ASGIApp, delay_s: float) -> None:
+        self.app = app
+        self.delay_s = delay_s
+        self.filings = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != "/api/events":
+            await self.app(scope, receive, send)
+            return
+        self.filings += 1
+        if self.filings > 1:
+            await self.app(scope, receive, send)
+            return
+
+        async def send_late(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                await asyncio.sleep(self.delay_s)
+            await send(message)
+
+        await self.app(scope, receive, send_late)
 
 
 def test_database_sink_files_once_per_event(
@@ -100,6 +137,25 @@ def test_http_sink_posts_concurrently_without_duplicates(
     assert len({filed.ticket_id for filed in results}) == 1
     assert sum(filed.created for filed in results) == 1
     assert ticket_count(session_factory) == 1
+
+
+def test_a_retry_after_a_timeout_files_no_second_ticket(
+    app: FastAPI, session_factory: sessionmaker[Session], camera_headers
+) -> None:
+    event = make_event()
+    key = camera_headers("plaza-north")["X-API-Key"]
+    late = _LateFirstAnswer(app, delay_s=2.0)
+
+    with (
+        _serving(late) as url,
+        HttpSink(url, api_key=key, timeout_s=0.5, retries=2, backoff_s=0.0) as sink,
+    ):
+        filed = sink.file(event)
+
+    assert late.filings == 2  # the first try timed out, the retry was answered
+    with session_factory() as session:
+        (ticket_id,) = session.scalars(select(Ticket.id)).all()
+    assert filed == FiledTicket(ticket_id=str(ticket_id), created=False)
 
 
 def _sink_answering(*answers: int | Exception) -> tuple[HttpSink, list[int]]:
