@@ -39,8 +39,9 @@ matches one of them (the other is missed) and a second event on one true
 event is a false alarm. Reported per category: precision, recall, F1, mean
 temporal IoU of the matches, time to alert (stream seconds from the true start
 to the event's ``detected_ts_s``; wall seconds from processing the frame at
-the true start to the event's creation beside it), alert after end (stream
-seconds from the true end to ``detected_ts_s``), and false alarms per
+the true start to the event's creation beside it), time to ticket (the same
+to the filing of its ticket, after the clip's post-roll), alert after end
+(stream seconds from the true end to ``detected_ts_s``), and false alarms per
 camera-hour on the videos that have no true event of that category.
 """
 
@@ -60,6 +61,7 @@ import yaml
 
 from vision.config import CameraConfig, load_camera_file
 from vision.errors import ConfigError
+from vision.sink import FiledTicket, MemorySink
 from vision.types import Category, Event, Frame
 
 logger = logging.getLogger(__name__)
@@ -92,6 +94,11 @@ class FoundEvent:
     detected_ts_s: float
     detected_wall_s: float | None = None
     event_id: str = ""
+    # When its ticket was filed: the newest analysed frame's stream time, and
+    # the wall time. A ticket waits for the clip's post-roll, or the end of a
+    # recording that stops first.
+    filed_ts_s: float | None = None
+    filed_wall_s: float | None = None
 
 
 @dataclass
@@ -211,6 +218,24 @@ class _FrameClock:
         return []
 
 
+class _TimedSink(MemorySink):
+    """Notes when each ticket is filed. A recording files in the worker's
+    own thread between frames, so the clock's newest frame is the stream time
+    of the filing."""
+
+    def __init__(self, clock: _FrameClock) -> None:
+        super().__init__()
+        self._clock = clock
+        self.filed_at: dict[str, tuple[float, float]] = {}
+
+    def file(self, event: Event) -> FiledTicket:
+        ticket = super().file(event)
+        stream_s = self._clock.stamps[-1][0] if self._clock.stamps else None
+        if stream_s is not None:
+            self.filed_at.setdefault(event.event_id, (stream_s, time.time()))
+        return ticket
+
+
 def run_video(
     video: TruthVideo,
     load_detector: Callable[[str], object],
@@ -221,11 +246,10 @@ def run_video(
     from vision.evidence.local import LocalDirStore
     from vision.evidence.writer import EvidenceWriter
     from vision.pipeline import build_analyzers, run_source
-    from vision.sink import MemorySink
 
     clock = _FrameClock()
     analyzers = [clock, *build_analyzers(video.camera, load_detector)]
-    sink = MemorySink()
+    sink = _TimedSink(clock)
     with tempfile.TemporaryDirectory(prefix="citywatch-eval-") as scratch:
         store = LocalDirStore(evidence_dir or Path(scratch))
         started = time.perf_counter()
@@ -238,14 +262,7 @@ def run_video(
         )
         wall_s = time.perf_counter() - started
     found = [
-        FoundEvent(
-            category=event.category,
-            started_ts_s=event.started_ts_s,
-            ended_ts_s=event.ended_ts_s,
-            detected_ts_s=event.detected_ts_s,
-            detected_wall_s=event.detected_at.timestamp(),
-            event_id=event.event_id,
-        )
+        _found_event(event, sink.filed_at.get(event.event_id))
         for event, _ in run.stats.filed
     ]
     return VideoRun(
@@ -255,6 +272,20 @@ def run_video(
         frames=run.stats.frames_in,
         wall_s=wall_s,
         frame_wall_s=clock.stamps,
+    )
+
+
+def _found_event(event: Event, filed_at: tuple[float, float] | None) -> FoundEvent:
+    filed_ts_s, filed_wall_s = filed_at or (None, None)
+    return FoundEvent(
+        category=event.category,
+        started_ts_s=event.started_ts_s,
+        ended_ts_s=event.ended_ts_s,
+        detected_ts_s=event.detected_ts_s,
+        detected_wall_s=event.detected_at.timestamp(),
+        event_id=event.event_id,
+        filed_ts_s=filed_ts_s,
+        filed_wall_s=filed_wall_s,
     )
 
 
@@ -307,9 +338,20 @@ def score_runs(runs: list[VideoRun]) -> dict[str, Any]:
     }
 
 
+# Delays from a true event to what the camera did, each mean over matches.
+_DELAYS = (
+    "time_to_alert_stream_s",
+    "time_to_alert_wall_s",
+    "time_to_ticket_stream_s",
+    "time_to_ticket_wall_s",
+    "alert_after_end_stream_s",
+)
+
+
 def _score_category(category: Category, runs: list[VideoRun]) -> dict[str, Any]:
     tp = fp = fn = 0
-    ious, alert_stream, alert_wall, after_end = [], [], [], []
+    ious: list[float] = []
+    delays: dict[str, list[float]] = {key: [] for key in _DELAYS}
     negative_hours, negative_false = 0.0, 0
     for run in runs:
         truth = [e for e in run.video.events if e.category is category]
@@ -320,35 +362,54 @@ def _score_category(category: Category, runs: list[VideoRun]) -> dict[str, Any]:
         fn += len(truth) - len(pairs)
         for t, f, iou in pairs:
             ious.append(iou)
-            alert_stream.append(found[f].detected_ts_s - truth[t].start_s)
-            after_end.append(found[f].detected_ts_s - truth[t].end_s)
-            wall_start = run.wall_at(truth[t].start_s)
-            if wall_start is not None and found[f].detected_wall_s is not None:
-                alert_wall.append(found[f].detected_wall_s - wall_start)
+            for key, value in _delays(truth[t], found[f], run).items():
+                if value is not None:
+                    delays[key].append(value)
         if not truth:
             negative_hours += run.duration_s / 3600.0
             negative_false += len(found)
     precision = tp / (tp + fp) if tp + fp else None
     recall = tp / (tp + fn) if tp + fn else None
-    f1 = _f1(precision, recall)
+    alert, after_end = (
+        delays["time_to_alert_stream_s"],
+        delays["alert_after_end_stream_s"],
+    )
     return {
         "tp": tp,
         "fp": fp,
         "fn": fn,
         "precision": precision,
         "recall": recall,
-        "f1": f1,
+        "f1": _f1(precision, recall),
         "mean_temporal_iou": _mean(ious),
-        "time_to_alert_stream_s": _mean(alert_stream),
-        "time_to_alert_stream_max_s": max(alert_stream) if alert_stream else None,
-        "time_to_alert_wall_s": _mean(alert_wall),
-        "alert_after_end_stream_s": _mean(after_end),
+        **{key: _mean(values) for key, values in delays.items()},
+        "time_to_alert_stream_max_s": max(alert) if alert else None,
         "alert_after_end_stream_max_s": max(after_end) if after_end else None,
         "negative_footage_h": negative_hours,
         "false_alarms_on_negative_footage": negative_false,
         "false_alarms_per_camera_hour": (
             negative_false / negative_hours if negative_hours else None
         ),
+    }
+
+
+def _delays(
+    truth: TrueEvent, event: FoundEvent, run: VideoRun
+) -> dict[str, float | None]:
+    """Stream seconds from the true start to the decision and to the ticket
+    (wall seconds beside each, from when the true start's frame was analysed),
+    and from the true end to the decision."""
+    wall_start = run.wall_at(truth.start_s)
+
+    def since(stamp: float | None, origin: float | None) -> float | None:
+        return None if stamp is None or origin is None else stamp - origin
+
+    return {
+        "time_to_alert_stream_s": event.detected_ts_s - truth.start_s,
+        "time_to_alert_wall_s": since(event.detected_wall_s, wall_start),
+        "time_to_ticket_stream_s": since(event.filed_ts_s, truth.start_s),
+        "time_to_ticket_wall_s": since(event.filed_wall_s, wall_start),
+        "alert_after_end_stream_s": event.detected_ts_s - truth.end_s,
     }
 
 
@@ -430,14 +491,15 @@ def render_events_markdown(report: dict[str, Any]) -> str:
         "",
         "Events matched to truth by time overlap (one-to-one, best temporal IoU "
         "first). Time to alert: stream seconds from the true start to the "
-        "event's decision; wall seconds beside it. Alert after end: stream "
-        "seconds from the true end (the object left the view or landed) to "
-        "the decision; the ticket follows once the clip's post-roll is recorded.",
+        "event's decision; wall seconds beside it. Time to ticket: the same to "
+        "the ticket, filed once the clip's post-roll is recorded (or the "
+        "recording ends). Alert after end: stream seconds from the true end "
+        "(the object left the view or landed) to the decision.",
         "",
         "| category | TP | FP | FN | precision | recall | F1 | mean tIoU | "
-        "alert (stream s) | alert (wall s) | alert after end (s) | "
-        "false alarms / camera-hour |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "alert (stream s) | alert (wall s) | ticket (stream s) | ticket (wall s) "
+        "| alert after end (s) | false alarms / camera-hour |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, row in report["per_category"].items():
         lines.append(
@@ -446,6 +508,8 @@ def render_events_markdown(report: dict[str, Any]) -> str:
             f"{_fmt(row['mean_temporal_iou'])} | "
             f"{_fmt(row['time_to_alert_stream_s'])} | "
             f"{_fmt(row['time_to_alert_wall_s'])} | "
+            f"{_fmt(row['time_to_ticket_stream_s'])} | "
+            f"{_fmt(row['time_to_ticket_wall_s'])} | "
             f"{_fmt(row['alert_after_end_stream_s'])} | "
             f"{_fmt(row['false_alarms_per_camera_hour'], 1)} |"
         )

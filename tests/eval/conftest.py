@@ -89,3 +89,16 @@ def write_yolo_set(
 @pytest.fixture
 def potholes_yaml(shared_dir: Path) -> Path:
     return shared_dir / "data/datasets/potholes/data.yaml"
+
+
+@pytest.fixture
+def settings_env(monkeypatch, shared_dir, tmp_path):
+    """Service settings for the commands: a scratch data folder, and the
+    shared models as the mirror."""
+    from api.settings import get_settings
+
+    monkeypatch.setenv("CITYWATCH_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("CITYWATCH_MODEL_MIRROR_DIR", str(shared_dir / "models"))
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()

@@ -6,7 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from eval.cli import eval_app
 from eval.events import (
     FoundEvent,
     TrueEvent,
@@ -71,14 +73,25 @@ def test_events_of_another_category_never_match():
     assert pairs == []
 
 
-def test_time_to_alert_in_stream_and_wall_time():
+def test_time_to_alert_and_to_ticket_in_stream_and_wall_time():
     truth = [TrueEvent(PARKING, 0.0, 40.0)]
-    event = FoundEvent(PARKING, 0.0, 10.0, detected_ts_s=10.0, detected_wall_s=102.5)
+    event = FoundEvent(
+        PARKING,
+        0.0,
+        10.0,
+        detected_ts_s=10.0,
+        detected_wall_s=102.5,
+        filed_ts_s=13.0,  # after a 3 s post-roll
+        filed_wall_s=103.25,
+    )
 
     row = score_runs([video_run(truth, [event])])["per_category"]["illegal_parking"]
 
+    # The true start's frame was analysed at wall time 100.0.
     assert row["time_to_alert_stream_s"] == 10.0
     assert row["time_to_alert_wall_s"] == pytest.approx(2.5)
+    assert row["time_to_ticket_stream_s"] == 13.0
+    assert row["time_to_ticket_wall_s"] == pytest.approx(3.25)
 
 
 def test_false_alarms_per_camera_hour_count_footage_without_true_events():
@@ -158,18 +171,40 @@ def street_loader(shared_dir, tmp_path_factory):
     return load
 
 
-def test_shared_videos_give_the_throw_and_nothing_else(videos_dir, street_loader):
-    report = evaluate_events(videos_dir / "ground_truth.json", street_loader)
+def test_eval_events_on_the_shared_videos_prints_the_throw_and_nothing_else(
+    videos_dir, settings_env, tmp_path
+):
+    result = CliRunner().invoke(
+        eval_app,
+        [
+            "events",
+            "--truth",
+            str(videos_dir / "ground_truth.json"),
+            "--out",
+            str(tmp_path),
+        ],
+    )
 
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "events.json").read_text())
     throw = report["per_category"]["throw"]
     assert (throw["tp"], throw["fp"], throw["fn"]) == (1, 0, 0)
     assert throw["false_alarms_per_camera_hour"] == 0.0
     # The throw is decided after its true start, once the fall is seen to end
     # (the analyzer waits at most 3 s for a track that may continue it).
     assert 0.0 < throw["time_to_alert_stream_s"] <= (67 - 13) / 30 + 3.0
+    # The clip ends before the post-roll is recorded: the ticket is filed at
+    # its last frame, 73/30 s, which is 60/30 s after the true start.
+    assert throw["time_to_ticket_stream_s"] == pytest.approx(60 / 30, abs=1e-6)
     rows = {row["video"]: row for row in report["videos"]}
     assert rows["street_plaza_vtest_part1_f000-399.avi"]["found"] == []
     assert rows["neg_swaying_tree_320x240.avi"]["found"] == []
+    # What it prints: P/R/F1, temporal IoU and the delays, per category.
+    assert "| precision | recall | F1 | mean tIoU | alert (stream s) |" in result.output
+    assert (
+        "| throw | 1 | 0 | 0 | 1.000 | 1.000 | 1.000 | "
+        f"{throw['mean_temporal_iou']:.3f} | {throw['time_to_alert_stream_s']:.3f} |"
+    ) in result.output
     assert_holds_baseline(report, "ground_truth")
 
 

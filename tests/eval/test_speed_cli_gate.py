@@ -122,17 +122,6 @@ def small_pothole_set(shared_dir: Path, tmp_path: Path) -> Path:
     return data
 
 
-@pytest.fixture
-def settings_env(monkeypatch, shared_dir, tmp_path):
-    from api.settings import get_settings
-
-    monkeypatch.setenv("CITYWATCH_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("CITYWATCH_MODEL_MIRROR_DIR", str(shared_dir / "models"))
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
-
-
 def test_detect_command_writes_the_report(small_pothole_set, settings_env, tmp_path):
     out = tmp_path / "report"
 
