@@ -174,6 +174,33 @@ def models_pull(name: Annotated[str, typer.Argument(help="Catalog name.")]) -> N
     typer.echo(str(path))
 
 
+@models_app.command("export")
+def models_export(
+    weights: Annotated[Path, typer.Argument(help="An ultralytics .pt checkpoint.")],
+    out: Annotated[
+        Path | None,
+        typer.Option(help="ONNX file to write; default the checkpoint's name here."),
+    ] = None,
+    input_size_px: Annotated[
+        int, typer.Option(min=32, help="Input size recorded in the export.")
+    ] = 640,
+) -> None:
+    """Export a checkpoint to ONNX with free batch and size, as in the catalog.
+
+    Prints the file and its SHA-256 for a catalog entry. Needs the train
+    extra (torch, ultralytics).
+    """
+    from models.catalog import sha256_of
+    from models.export import export_onnx
+
+    target = out or Path(weights.with_suffix(".onnx").name)
+    path = _guarded(
+        lambda: export_onnx(weights, target, input_size_px=input_size_px)
+    )
+    typer.echo(str(path))
+    typer.echo(f"sha256 {sha256_of(path)}")
+
+
 @models_app.command("quantize")
 def models_quantize(
     model: Annotated[str, typer.Argument(help="Catalog name or ONNX file.")],
