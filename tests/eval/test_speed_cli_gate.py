@@ -20,6 +20,7 @@ from eval.gate import (
 )
 from eval.speed import SpeedJob, render_speed_table, run_jobs
 
+REPO = Path(__file__).resolve().parents[2]
 TOLERANCES = {
     "map": 0.01,
     "event_f1": 0.0,
@@ -45,6 +46,38 @@ def test_speed_measures_decode_and_the_throw_path_in_subprocesses(videos_dir):
     assert results[1]["fps_per_core"] <= results[1]["analysis_only_fps"]
     assert results[1]["rss_peak_mib"] > results[1]["rss_before_mib"] > 0
     assert "reference" in table and "throw" in table
+
+
+@pytest.mark.slow
+@pytest.mark.ultralytics
+def test_speed_measures_the_street_path_and_the_detector_beside_ultralytics(
+    videos_dir, shared_dir, tmp_path
+):
+    from eval.events import load_truth
+
+    video = str(videos_dir / "street_plaza_vtest_part1_f000-399.avi")
+    camera = load_truth(REPO / "eval/truth/plaza_parking.json")[0].camera
+    dirs = {
+        "camera": camera.model_dump(mode="json"),
+        "model_dir": str(tmp_path / "models"),
+        "mirror_dir": str(shared_dir / "models"),
+    }
+    jobs = [
+        SpeedJob("decode", video, max_frames=20),
+        SpeedJob("street", video, max_frames=20, **dirs),
+        SpeedJob("detector", video, max_frames=5, **dirs),
+    ]
+
+    decode, street, detector = run_jobs(jobs)
+    table = render_speed_table([decode, street, detector])
+
+    assert street["resolution_wh"] == [768, 576]
+    assert 0 < street["fps_per_core"] <= decode["fps_per_core"]
+    assert detector["images_per_s"] > 0 and detector["ultralytics_images_per_s"] > 0
+    assert detector["ratio_to_ultralytics"] == pytest.approx(
+        detector["images_per_s"] / detector["ultralytics_images_per_s"], rel=0.05
+    )
+    assert "ultralytics predict" in table
 
 
 def test_a_failing_measurement_is_a_row_not_a_crash(tmp_path):
