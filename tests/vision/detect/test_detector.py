@@ -301,6 +301,24 @@ def test_16_bit_png_follows_its_depth_not_a_fixed_divisor(tmp_path, dynamic_320)
     assert len(dynamic_320.detect(image16)) == len(dynamic_320.detect(image8))
 
 
+def test_16_bit_photo_gives_the_detections_of_its_8_bit_version(
+    tmp_path, shared_dir, dynamic_320
+):
+    # The gradient above holds no objects; a photo does, and a fixed divisor
+    # of 255 would turn it white and lose them.
+    image8 = read_image(shared_dir / "data/images/bus.jpg")
+    image16 = image8.astype(np.uint16) * 257
+    cv2.imwrite(str(tmp_path / "bus16.png"), image16)
+
+    expected = dynamic_320.detect(image8)
+    assert len(expected) >= 4
+    for frame in (image16, read_image(tmp_path / "bus16.png")):
+        found = dynamic_320.detect(frame)
+        np.testing.assert_allclose(found.xyxy, expected.xyxy, atol=0.5)
+        np.testing.assert_allclose(found.confidence, expected.confidence, atol=0.01)
+        assert list(found.data["class_name"]) == list(expected.data["class_name"])
+
+
 @pytest.mark.parametrize(
     ("image", "message"),
     [
