@@ -1,6 +1,8 @@
 """Areas and roles: a user of grid A cannot see, fetch evidence of, or act on
 a ticket of grid B, through any endpoint. The cases are checked against the
-app's own route list, so a new endpoint fails here until it has its case."""
+app's own route list, documented or not, with its cameras mounted (pushed
+frames and clips, camera health, metrics) and its pages, so a new endpoint
+fails here until it has its case."""
 
 from __future__ import annotations
 
@@ -9,11 +11,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 from fastapi import FastAPI
+from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.routing import Mount
 
 from api.access import Role
 from api.auth import token_secret
+from api.cameras import CameraFleet, camera_files_in
+from api.dispatch import DispatchConfig
+from api.main import create_app
+from api.notify import MemoryNotifier
 from api.settings import Settings
 from tests.api.builders import make_event, store_evidence
 from vision.errors import ConfigError
@@ -31,6 +41,7 @@ class World:
     camera_a: Headers
     camera_b: Headers
     ticket_b: int
+    frame_jpeg: bytes
 
     def state_of_b(self) -> str:
         return str(self.ops.get(f"/api/tickets/{self.ticket_b}").json()["state"])
@@ -58,6 +69,34 @@ class World:
 
 
 @pytest.fixture
+def app(
+    settings: Settings,
+    store: LocalDirStore,
+    session_factory: sessionmaker[Session],
+    notifier: MemoryNotifier,
+    tmp_path: Path,
+) -> FastAPI:
+    """The service with a camera in each grid beside it (neither streams;
+    both take pushed frames), so the camera routes are mounted too."""
+    folder = tmp_path / "cameras"
+    folder.mkdir()
+    for camera_id, area_path in (("cam-a", GRID_A), ("cam-b", GRID_B)):
+        camera = {"camera_id": camera_id, "area_path": area_path}
+        (folder / f"{camera_id}.yaml").write_text(yaml.safe_dump(camera))
+    fleet = CameraFleet(settings, camera_files_in(folder))
+    for camera_id in fleet.cameras:
+        fleet.board.mark_offline(camera_id, "not started in this test")
+    return create_app(
+        settings,
+        store=store,
+        session_factory=session_factory,
+        notifier=notifier,
+        dispatch_config=DispatchConfig(),
+        cameras=fleet,
+    )
+
+
+@pytest.fixture
 def world(
     client: TestClient,
     user_headers: Callable[..., Headers],
@@ -76,6 +115,7 @@ def world(
         camera_a=camera_headers("cam-a"),
         camera_b=camera_headers("cam-b"),
         ticket_b=int(filed.json()["ticket_id"]),
+        frame_jpeg=street_photo.read_bytes(),
     )
 
 
@@ -208,6 +248,58 @@ def _health(world: World) -> None:
     assert world.ops.get("/healthz", headers=world.user_a).json()["status"] == "ok"
 
 
+def _push_frame(world: World) -> None:
+    url = "/api/cameras/cam-b/frames?captured_at=2026-05-04T08:30:00Z"
+    by_camera_b = world.ops.post(url, content=world.frame_jpeg, headers=world.camera_b)
+    assert by_camera_b.status_code == 202, by_camera_b.text  # its own camera
+    for headers in (world.user_a, world.camera_a):
+        response = world.ops.post(url, content=world.frame_jpeg, headers=headers)
+        assert response.status_code == 403
+        assert response.json()["detail"] == "forbidden"
+
+
+def _push_clip(world: World) -> None:
+    for headers in (world.user_a, world.camera_a):
+        response = world.ops.post(
+            "/api/cameras/cam-b/clips", content=b"\0" * 1024, headers=headers
+        )
+        assert response.status_code == 403
+        assert response.json()["detail"] == "forbidden"
+
+
+def _camera_health(world: World) -> None:
+    def seen(headers: Headers) -> list[str]:
+        statuses = world.ops.get("/api/health/cameras", headers=headers).json()
+        return [status["camera_id"] for status in statuses]
+
+    assert seen({}) == ["cam-a", "cam-b"]  # the whole city
+    assert seen(world.user_a) == seen(world.camera_a) == ["cam-a"]
+
+
+def _metrics(world: World) -> None:
+    # Prometheus scrapes without credentials: per-camera counters only, no
+    # ticket, evidence or area.
+    body = world.ops.get("/metrics/", headers=world.user_a).text
+    assert "citywatch_camera_tickets_filed_total" in body
+    assert GRID_B not in body and "ticket_id" not in body
+    assert f"/api/tickets/{world.ticket_b}" not in body
+
+
+def _same_for_everyone(path: str) -> Callable[[World], None]:
+    """A page or document with no data of its own: a user of grid A gets the
+    very bytes a user of the whole city gets, and nothing of grid B."""
+
+    def case(world: World) -> None:
+        url = path.format(ticket_id=world.ticket_b, name="ticket.js")
+        as_user_a = world.ops.get(url, headers=world.user_a)
+        as_ops = world.ops.get(url)
+        assert as_user_a.status_code == as_ops.status_code == 200
+        assert as_user_a.content == as_ops.content
+        assert GRID_B.encode() not in as_user_a.content
+
+    return case
+
+
 CASES: dict[tuple[str, str], Callable[[World], None]] = {
     ("get", "/api/tickets"): _list,
     ("get", "/api/tickets/{ticket_id}"): _get,
@@ -240,17 +332,47 @@ CASES: dict[tuple[str, str], Callable[[World], None]] = {
     ("get", "/api/users/me"): _me,
     ("post", "/api/auth/token"): _token,
     ("get", "/healthz"): _health,
+    ("post", "/api/cameras/{camera_id}/frames"): _push_frame,
+    ("post", "/api/cameras/{camera_id}/clips"): _push_clip,
+    ("get", "/api/health/cameras"): _camera_health,
+    ("mount", "/metrics"): _metrics,
 }
-# Sign-in and health need no credentials; everything else does.
-PUBLIC = {("post", "/api/auth/token"), ("get", "/healthz")}
+# The pages and the API's documentation: the pages fetch their data from
+# the API with the signed-in user's token.
+STATIC = [
+    "/ui",
+    "/ui/",
+    "/ui/signin",
+    "/ui/queue",
+    "/ui/tickets/{ticket_id}",
+    "/ui/overview",
+    "/ui/static/{name}",
+    "/docs",
+    "/docs/oauth2-redirect",
+    "/redoc",
+    "/openapi.json",
+]
+CASES |= {("get", path): _same_for_everyone(path) for path in STATIC}
+# Sign-in, health, metrics, pages and docs need no credentials; all else does.
+PUBLIC = {
+    ("post", "/api/auth/token"),
+    ("get", "/healthz"),
+    ("mount", "/metrics"),
+    *(("get", path) for path in STATIC),
+}
 
 
 def _routes(app: FastAPI) -> set[tuple[str, str]]:
-    return {
-        (method, path)
-        for path, operations in app.openapi()["paths"].items()
-        for method in operations
-    }
+    """Every route the app answers, in its schema or not; a mounted app (the
+    metrics) as ``("mount", path)``."""
+    found = set()
+    for route in iter_route_contexts(app.routes):
+        if isinstance(route.original_route, Mount):
+            found.add(("mount", str(route.path)))
+        else:
+            methods = (route.methods or set()) - {"HEAD"}
+            found |= {(method.lower(), str(route.path)) for method in methods}
+    return found
 
 
 def test_every_endpoint_has_an_area_case(app: FastAPI) -> None:
