@@ -113,6 +113,21 @@ def apikey_create(
     typer.echo(key)
 
 
+@admin_app.command("apikey-revoke")
+def apikey_revoke(
+    key_id: Annotated[
+        str, typer.Argument(help="The key, or its id: the part after 'cwk_'.")
+    ],
+) -> None:
+    """Revoke an API key at once (a lost camera, an integration retired)."""
+    try:
+        with _session() as session:
+            auth.revoke_api_key(session, key_id)
+    except ValueError as exc:
+        _fail(str(exc))
+    typer.echo("revoked")
+
+
 @admin_app.command("areas")
 def areas() -> None:
     """The areas named by grants and tickets, as a tree."""

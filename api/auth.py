@@ -170,6 +170,20 @@ def create_api_key(
     return f"{API_KEY_PREFIX}_{key_id}_{secret}"
 
 
+def revoke_api_key(session: Session, key_id: str) -> None:
+    """Refuse the key from now on; the row stays, with when it was revoked.
+    ``key_id`` is the part after ``cwk_``, or the whole key."""
+    if key_id.startswith(f"{API_KEY_PREFIX}_"):
+        key_id = key_id.split("_", 2)[1]
+    row = session.scalars(select(ApiKey).where(ApiKey.key_id == key_id)).first()
+    if row is None:
+        raise ValueError(f"key_id: no API key {key_id!r}")
+    if row.revoked_at is None:
+        row.revoked_at = utc_now()
+        session.commit()
+        logger.info("revoked API key %s (%s)", key_id, row.name)
+
+
 def principal_from_api_key(session: Session, api_key: str) -> Principal:
     prefix, _, rest = api_key.partition("_")
     key_id, _, secret = rest.partition("_")

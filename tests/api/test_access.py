@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.routing import Mount
 
+from api import auth, users
 from api.access import Role
 from api.auth import token_secret
 from api.cameras import CameraFleet, camera_files_in
@@ -448,6 +449,39 @@ def test_a_grant_above_covers_everything_below(
     listed = client.get("/api/tickets", headers=office).json()["items"]
 
     assert sorted(t["area_path"] for t in listed) == [GRID_A, GRID_B]
+
+
+def test_an_integration_key_acts_as_its_user_until_revoked(
+    anonymous: TestClient,
+    client: TestClient,
+    user_headers: Callable[..., Headers],
+    session_factory: sessionmaker[Session],
+) -> None:
+    for area in (GRID_A, GRID_B):
+        client.post(
+            "/api/events", json=make_event(area_path=area).model_dump(mode="json")
+        )
+    user_headers("ivy", [("read_only", GRID_A)])
+    with session_factory() as session:
+        key = auth.create_api_key(
+            session, name="grid dashboard", user=users.get_user(session, "ivy")
+        )
+    headers = {"X-API-Key": key}
+
+    listed = anonymous.get("/api/tickets", headers=headers).json()["items"]
+    confirm = anonymous.post(
+        f"/api/tickets/{listed[0]['id']}/review",
+        json={"decision": "confirm"},
+        headers=headers,
+    )
+    with session_factory() as session:
+        auth.revoke_api_key(session, key)
+    revoked = anonymous.get("/api/tickets", headers=headers)
+
+    assert [t["area_path"] for t in listed] == [GRID_A]
+    assert confirm.status_code == 403  # read-only, like its user
+    assert revoked.status_code == 401
+    assert revoked.json()["detail"] == "not_authenticated"
 
 
 def test_token_secret_is_kept_per_data_dir_in_development(tmp_path: Path) -> None:

@@ -66,3 +66,14 @@ def test_admin_commands(data_dir: Path) -> None:
         camera = auth.principal_from_api_key(session, key.output.strip())
         assert camera.camera_id == "plaza-north"
     engine.dispose()
+
+    key_id = key.output.strip().split("_")[1]
+    revoked = runner.invoke(admin_app, ["apikey-revoke", key_id])
+    unknown = runner.invoke(admin_app, ["apikey-revoke", "0123456789abcdef"])
+    assert revoked.exit_code == 0, revoked.output
+    assert unknown.exit_code == 2 and "no API key" in unknown.output
+    engine = make_engine(f"sqlite:///{data_dir / 'citywatch.db'}")
+    with make_session_factory(engine)() as session:
+        with pytest.raises(auth.AuthError, match="revoked"):
+            auth.principal_from_api_key(session, key.output.strip())
+    engine.dispose()
