@@ -169,12 +169,18 @@ def events(
     out: Annotated[
         Path | None, typer.Option(help="Write events.json/.md here.")
     ] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Event precision/recall/F1, temporal IoU and time to alert on video."""
     from eval.events import evaluate_events, render_events_markdown
 
     report = _guarded(
-        lambda: evaluate_events(truth, _street_loader(), videos_dir=videos)
+        lambda: evaluate_events(
+            truth,
+            _street_loader(),
+            videos_dir=videos,
+            progress=progress and sys.stderr.isatty(),
+        )
     )
     markdown = render_events_markdown(report)
     if out is not None:
@@ -205,6 +211,7 @@ def speed(
     cameras_duration_s: Annotated[
         float, typer.Option(min=5.0, help="How long the camera workers run.")
     ] = 180.0,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Frames per second per core of each path beside decode alone, and memory;
     with --cameras, CPU, lag and memory of that many cameras on this machine."""
@@ -222,7 +229,7 @@ def speed(
             max_frames=max_frames,
         )
         core = cpu if cpu is not None else max(os.sched_getaffinity(0))
-        return run_jobs(jobs, cpu=core)
+        return run_jobs(jobs, cpu=core, progress=progress and sys.stderr.isatty())
 
     results = _guarded(run)
     if out is not None:

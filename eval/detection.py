@@ -25,23 +25,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    Task,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.text import Text
 
 from eval.ap import (
     COCO_IOU_THRESHOLDS,
@@ -52,6 +40,7 @@ from eval.ap import (
     rank_matches,
 )
 from eval.datasets import ClassTable, LabelledImage, LabelledSet
+from eval.progress import ProgressBar
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +100,8 @@ def predict_set(
     to_set = table.set_index_of_model()
     dropped: dict[str, int] = {}
     results = []
-    with _progress_bar(len(labelled_set.images), enabled=progress) as advance:
+    images = len(labelled_set.images)
+    with ProgressBar("detecting", images, unit="img", enabled=progress) as bar:
         for image in labelled_set.images:
             detections = detector.detect(
                 read_image(image.path),
@@ -133,39 +123,8 @@ def predict_set(
                     ),
                 )
             )
-            advance()
+            bar.advance()
     return results, dropped
-
-
-class _RateColumn(ProgressColumn):
-    def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text("-- img/s" if speed is None else f"{speed:.1f} img/s")
-
-
-class _progress_bar:
-    """A rich progress bar with rate and time left; silent when disabled."""
-
-    def __init__(self, total: int, *, enabled: bool) -> None:
-        self._total, self._enabled = total, enabled
-        self._bar = Progress(
-            TextColumn("detecting"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            _RateColumn(),
-            TimeElapsedColumn(),
-            TextColumn("left"),
-            TimeRemainingColumn(),
-            disable=not enabled,
-        )
-
-    def __enter__(self) -> Callable[[], None]:
-        self._bar.start()
-        task = self._bar.add_task("detect", total=self._total)
-        return lambda: self._bar.advance(task)
-
-    def __exit__(self, *exc: object) -> None:
-        self._bar.stop()
 
 
 def coco_metrics(

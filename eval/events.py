@@ -59,6 +59,7 @@ from typing import Any
 
 import yaml
 
+from eval.progress import ProgressBar
 from vision.config import CameraConfig, load_camera_file
 from vision.errors import ConfigError
 from vision.sink import FiledTicket, MemorySink
@@ -203,14 +204,19 @@ def _camera_for(entry: dict[str, Any], video: Path, truth_path: Path) -> CameraC
 
 
 class _FrameClock:
-    """An analyzer that only notes when each frame reached the analyzers."""
+    """An analyzer that only notes when each frame reached the analyzers, and
+    moves ``on_advance_s`` by the stream seconds since the previous frame."""
 
     name = "frame-clock"
 
-    def __init__(self) -> None:
+    def __init__(self, on_advance_s: Callable[[float], None] | None = None) -> None:
         self.stamps: list[tuple[float, float]] = []
+        self._on_advance_s = on_advance_s
 
     def process(self, frame: Frame) -> list[Event]:
+        if self._on_advance_s is not None:
+            previous_s = self.stamps[-1][0] if self.stamps else 0.0
+            self._on_advance_s(max(0.0, frame.ts_s - previous_s))
         self.stamps.append((frame.ts_s, time.time()))
         return []
 
@@ -241,13 +247,14 @@ def run_video(
     load_detector: Callable[[str], object],
     *,
     evidence_dir: Path | None = None,
+    on_advance_s: Callable[[float], None] | None = None,
 ) -> VideoRun:
     """Run one video through the deployed pipeline and collect its events."""
     from vision.evidence.local import LocalDirStore
     from vision.evidence.writer import EvidenceWriter
     from vision.pipeline import build_analyzers, run_source
 
-    clock = _FrameClock()
+    clock = _FrameClock(on_advance_s)
     analyzers = [clock, *build_analyzers(video.camera, load_detector)]
     sink = _TimedSink(clock)
     with tempfile.TemporaryDirectory(prefix="citywatch-eval-") as scratch:
@@ -475,14 +482,33 @@ def evaluate_events(
     load_detector: Callable[[str], object],
     *,
     videos_dir: Path | None = None,
+    progress: bool = False,
 ) -> dict[str, Any]:
-    """Run and score every video of a truth file."""
+    """Run and score every video of a truth file; ``progress`` draws a bar
+    over the stream seconds of all its videos."""
     videos = load_truth(truth_path, videos_dir=videos_dir)
     runs = []
-    for video in videos:
-        logger.info("eval events: running %s", video.path.name)
-        runs.append(run_video(video, load_detector))
+    total_s = _total_duration_s(videos) if progress else None
+    with ProgressBar(
+        "events", total_s, unit="video s", rate_unit="x real time", enabled=progress
+    ) as bar:
+        for video in videos:
+            logger.info("eval events: running %s", video.path.name)
+            runs.append(run_video(video, load_detector, on_advance_s=bar.advance))
     return {"truth": str(truth_path), **score_runs(runs)}
+
+
+def _total_duration_s(videos: list[TruthVideo]) -> float | None:
+    """Stream seconds of all videos, from their headers; None if one lacks it."""
+    from vision.ingest.sources import VideoSource
+
+    total_s = 0.0
+    for video in videos:
+        with VideoSource(str(video.path)) as source:
+            if source.info.duration_s is None:
+                return None
+            total_s += source.info.duration_s
+    return total_s
 
 
 def render_events_markdown(report: dict[str, Any]) -> str:

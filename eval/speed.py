@@ -62,9 +62,20 @@ class SpeedJob:
     max_frames: int = 0  # 0 = the whole video
 
 
-def run_jobs(jobs: list[SpeedJob], *, cpu: int | None = None) -> list[dict[str, Any]]:
+def run_jobs(
+    jobs: list[SpeedJob], *, cpu: int | None = None, progress: bool = False
+) -> list[dict[str, Any]]:
     """Run each job in a fresh single-core subprocess; one result per job."""
-    return [_run_child(job, cpu) for job in jobs]
+    # Imported here: the measuring child imports this module, and its memory
+    # is measured.
+    from eval.progress import ProgressBar
+
+    results = []
+    with ProgressBar("speed", len(jobs), unit="runs", enabled=progress) as bar:
+        for job in jobs:
+            results.append(_run_child(job, cpu))
+            bar.advance()
+    return results
 
 
 def _run_child(job: SpeedJob, cpu: int | None) -> dict[str, Any]:

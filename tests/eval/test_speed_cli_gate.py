@@ -238,7 +238,7 @@ def test_speed_command_runs_live_cameras_side_by_side(
     # runs for real: two RTSP streams of the street footage for a few seconds.
     import eval.speed
 
-    monkeypatch.setattr(eval.speed, "run_jobs", lambda jobs, cpu: [])
+    monkeypatch.setattr(eval.speed, "run_jobs", lambda jobs, **_: [])
 
     result = CliRunner().invoke(
         eval_app,
