@@ -131,7 +131,11 @@ def test_committed_baseline_states_its_tolerances():
     baseline = load_baseline()
 
     assert baseline["tolerance"] == TOLERANCES
-    assert "speed" not in json.dumps(baseline["detection"])
+    # Speed is reported, never gated: no figure of the machine's pace. Time
+    # to alert is in stream seconds, the same on any machine.
+    figures = json.dumps({k: v for k, v in baseline.items() if k != "_doc"})
+    for word in ("speed", "fps", "per_s", "wall", "latency", "_ms", "rss"):
+        assert word not in figures
 
 
 def test_covered_sets_need_every_class_of_the_set_by_name():
