@@ -8,7 +8,10 @@ of a three-level area tree, then reports:
   path a camera worker takes, duplicate check included), tickets per second;
 - the 50th/95th-percentile time to fetch a reviewer's queue page (first 50
   pending tickets of their community, newest first, with the total) through
-  the HTTP API, signed in with a bearer token.
+  the HTTP API, signed in with a bearer token;
+- the time the review page takes to load its whole queue as it does in the
+  browser (every ticket waiting for review in the reviewer's areas, 500 per
+  request), and how many tickets that is.
 
 Run: ``python -m eval.bench_tickets`` (PostgreSQL at 127.0.0.1:5432).
 """
@@ -21,10 +24,11 @@ import statistics
 import time
 import uuid
 import warnings
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import insert, text
+from sqlalchemy import func, insert, select, text
 
 from api import auth, users
 from api.db import make_engine, make_session_factory, upgrade
@@ -47,6 +51,21 @@ GRIDS = [
     for c in range(4)
     for g in range(5)
 ]
+REVIEWER_AREA = "office-2/community-1"
+# What the review page asks for (api/web/static/queue.js): each state
+# waiting for review, read whole, this many tickets a request.
+QUEUE_STATES = ("pending_review", "reopened")
+QUEUE_PAGE_SIZE = 500
+
+
+@dataclass(frozen=True)
+class TicketBench:
+    tickets: int  # in the database when measured
+    fill_s: float
+    filing_per_s: float
+    page_ms: list[float]  # one 50-ticket page of the queue, each request
+    queue_load_ms: list[float]  # the whole queue as the page loads it
+    queue_tickets: int
 
 
 def _event(n: int, area_path: str) -> Event:
@@ -131,7 +150,10 @@ def _fill(url: str, total: int, filed: int, rng: random.Random) -> float:
     return filed / elapsed_s
 
 
-def _queue_latencies_ms(url: str, pages: int, rng: random.Random) -> list[float]:
+def _measure_queue(
+    url: str, pages: int, rng: random.Random
+) -> tuple[list[float], list[float], int]:
+    """Page latencies, whole-queue load times, and the queue's length."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from fastapi.testclient import TestClient
@@ -145,12 +167,14 @@ def _queue_latencies_ms(url: str, pages: int, rng: random.Random) -> list[float]
         notifier=MemoryNotifier(),
         dispatch_config=DispatchConfig(),
     )
-    community = "office-2/community-1"
     with factory() as session:
-        user = users.create_user(session, "bench-reviewer", [("reviewer", community)])
+        user = users.create_user(
+            session, "bench-reviewer", [("reviewer", REVIEWER_AREA)]
+        )
         token = auth.issue_token(user, app.state.token_secret, 3600)
     headers = {"Authorization": f"Bearer {token}"}
     latencies = []
+    loads = []
     with TestClient(app, headers=headers) as client:
         for index in range(pages + 10):
             offset = rng.choice([0, 0, 0, 50, 100])
@@ -163,12 +187,92 @@ def _queue_latencies_ms(url: str, pages: int, rng: random.Random) -> list[float]
             response.raise_for_status()
             if index >= 10:  # the first requests warm caches and the pool
                 latencies.append(elapsed_ms)
+        for _ in range(max(3, pages // 20)):
+            began = time.perf_counter()
+            queue_tickets = len(_load_queue(client))
+            loads.append((time.perf_counter() - began) * 1000)
     engine.dispose()
-    return latencies
+    return latencies, loads, queue_tickets
+
+
+def _load_queue(client: Any) -> list[dict[str, Any]]:
+    """Every ticket waiting for review, requested as the review page does."""
+    items: list[dict[str, Any]] = []
+    for state in QUEUE_STATES:
+        offset = 0
+        while True:
+            response = client.get(
+                "/api/tickets",
+                params={"state": state, "limit": QUEUE_PAGE_SIZE, "offset": offset},
+            )
+            response.raise_for_status()
+            page = response.json()
+            items += page["items"]
+            offset += QUEUE_PAGE_SIZE
+            if offset >= page["total"] or not page["items"]:
+                break
+    return items
 
 
 def _percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+
+
+def _count_tickets(url: str) -> int:
+    engine = make_engine(url)
+    with engine.connect() as connection:
+        count = connection.scalar(select(func.count(Ticket.id))) or 0
+    engine.dispose()
+    return count
+
+
+def run(
+    server_url: str = SERVER_URL,
+    *,
+    tickets: int = 100_000,
+    filed: int = 2_000,
+    pages: int = 200,
+) -> TicketBench:
+    """Fill a scratch database with ``tickets`` tickets (the last ``filed`` of
+    them filed one by one) and measure; the database is dropped after."""
+    if not 0 < filed <= tickets:
+        raise ValueError(f"filed: expected 1 to tickets ({tickets}), got {filed}")
+    import psycopg
+
+    name = f"citywatch_bench_{uuid.uuid4().hex[:8]}"
+    admin = server_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    url = server_url.rsplit("/", 1)[0] + f"/{name}"
+    rng = random.Random(7)
+    try:
+        upgrade(url)
+        began = time.perf_counter()
+        rate = _fill(url, tickets, filed, rng)
+        fill_s = time.perf_counter() - began
+        count = _count_tickets(url)
+        page_ms, queue_load_ms, queue_tickets = _measure_queue(url, pages, rng)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    return TicketBench(count, fill_s, rate, page_ms, queue_load_ms, queue_tickets)
+
+
+def report(bench: TicketBench) -> str:
+    pages, loads = bench.page_ms, bench.queue_load_ms
+    return "\n".join(
+        [
+            f"tickets in database:        {bench.tickets}",
+            f"fill time:                  {bench.fill_s:.1f} s",
+            f"filing throughput:          {bench.filing_per_s:.0f} tickets/s "
+            "(one by one)",
+            f"reviewer queue page (HTTP): p50 {_percentile(pages, 50):.1f} ms, "
+            f"p95 {_percentile(pages, 95):.1f} ms over {len(pages)} pages",
+            f"review page's whole queue:  {bench.queue_tickets} tickets, median "
+            f"{statistics.median(loads):.0f} ms, worst {max(loads):.0f} ms "
+            f"over {len(loads)} loads",
+        ]
+    )
 
 
 def main() -> None:
@@ -178,32 +282,10 @@ def main() -> None:
     parser.add_argument("--filed", type=int, default=2_000)
     parser.add_argument("--pages", type=int, default=200)
     args = parser.parse_args()
-
-    import psycopg
-
-    name = f"citywatch_bench_{uuid.uuid4().hex[:8]}"
-    admin = args.server_url.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
-    url = args.server_url.rsplit("/", 1)[0] + f"/{name}"
-    rng = random.Random(7)
-    try:
-        upgrade(url)
-        began = time.perf_counter()
-        rate = _fill(url, args.tickets, args.filed, rng)
-        fill_s = time.perf_counter() - began
-        latencies = _queue_latencies_ms(url, args.pages, rng)
-    finally:
-        with psycopg.connect(admin, autocommit=True) as connection:
-            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-    print(f"tickets in database:        {args.tickets + args.filed}")  # noqa: T201
-    print(f"fill time:                  {fill_s:.1f} s")  # noqa: T201
-    print(f"filing throughput:          {rate:.0f} tickets/s (one by one)")  # noqa: T201
-    print(  # noqa: T201
-        f"reviewer queue page (HTTP): p50 {_percentile(latencies, 50):.1f} ms, "
-        f"p95 {_percentile(latencies, 95):.1f} ms over {len(latencies)} pages"
+    bench = run(
+        args.server_url, tickets=args.tickets, filed=args.filed, pages=args.pages
     )
+    print(report(bench))  # noqa: T201
 
 
 if __name__ == "__main__":
