@@ -162,7 +162,13 @@ def detect(
 
 @eval_app.command()
 def events(
-    truth: Annotated[Path, typer.Option(help="Truth file (JSON or YAML).")],
+    truth: Annotated[
+        list[Path],
+        typer.Option(
+            help="Truth file (JSON or YAML); repeat to set the same videos under "
+            "other rules side by side."
+        ),
+    ],
     videos: Annotated[
         Path | None, typer.Option(help="Video folder; default beside the truth file.")
     ] = None,
@@ -172,22 +178,42 @@ def events(
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Event precision/recall/F1, temporal IoU and time to alert on video."""
+    from eval.compare import write_event_comparison
     from eval.events import evaluate_events, render_events_markdown
 
-    report = _guarded(
-        lambda: evaluate_events(
-            truth,
-            _street_loader(),
-            videos_dir=videos,
-            progress=progress and sys.stderr.isatty(),
+    labels = _run_labels(truth)
+    reports: list[dict[str, Any]] = []
+    for path, label in zip(truth, labels, strict=True):
+        report = _guarded(
+            lambda path=path: evaluate_events(
+                path,
+                _street_loader(),
+                videos_dir=videos,
+                progress=progress and sys.stderr.isatty(),
+            )
         )
-    )
-    markdown = render_events_markdown(report)
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "events.json").write_text(json.dumps(report, indent=2) + "\n", "utf-8")
-        (out / "events.md").write_text(markdown, "utf-8")
-    typer.echo(markdown)
+        markdown = render_events_markdown(report)
+        if out is not None:
+            folder = out if len(truth) == 1 else out / label
+            folder.mkdir(parents=True, exist_ok=True)
+            text = json.dumps(report, indent=2) + "\n"
+            (folder / "events.json").write_text(text, "utf-8")
+            (folder / "events.md").write_text(markdown, "utf-8")
+        typer.echo(markdown)
+        reports.append(report)
+    if len(truth) > 1:
+        folder = out or Path("runs/eval/compare-events")
+        paths = write_event_comparison(reports, labels, folder)
+        typer.echo(paths["markdown"].read_text(encoding="utf-8"))
+
+
+def _run_labels(paths: list[Path]) -> list[str]:
+    """Each truth file's stem, numbered where two share one."""
+    stems = [path.stem for path in paths]
+    return [
+        stem if stems.count(stem) == 1 else f"{index + 1}-{stem}"
+        for index, stem in enumerate(stems)
+    ]
 
 
 @eval_app.command()

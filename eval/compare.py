@@ -7,6 +7,9 @@ The comparison writes ``comparison.md`` and ``comparison.json`` with each
 figure per run and its difference from the first run, ``pr_overlay.png``
 with every run's precision envelope at IoU 0.5, and each run's own report in
 a subfolder.
+
+Event runs compare the same way: truth files over the same videos whose
+cameras differ (rules, zones, thresholds), per category side by side.
 """
 
 from __future__ import annotations
@@ -207,3 +210,79 @@ def _with_diff(value: float | None, diff: float | None, first: bool) -> str:
 
 def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
+
+
+# Event figures set side by side, in the table's order.
+EVENT_FIGURES = (
+    "precision",
+    "recall",
+    "f1",
+    "mean_temporal_iou",
+    "time_to_alert_stream_s",
+    "time_to_ticket_stream_s",
+    "false_alarms_per_camera_hour",
+)
+
+
+def event_comparison_rows(
+    reports: list[dict[str, Any]], labels: list[str]
+) -> list[dict[str, Any]]:
+    """Per category, each run's event figures and their difference from the
+    first run's (the same videos under other rules, zones or thresholds)."""
+    categories = sorted({c for report in reports for c in report["per_category"]})
+    rows = []
+    for category in categories:
+        first = reports[0]["per_category"].get(category, {})
+        for label, report in zip(labels, reports, strict=True):
+            figures = report["per_category"].get(category, {})
+            rows.append(
+                {
+                    "run": label,
+                    "category": category,
+                    **{key: figures.get(key) for key in EVENT_FIGURES},
+                    "diff_from_first": {
+                        key: _diff(figures.get(key), first.get(key))
+                        for key in EVENT_FIGURES
+                    },
+                }
+            )
+    return rows
+
+
+def write_event_comparison(
+    reports: list[dict[str, Any]], labels: list[str], out_dir: Path
+) -> dict[str, Path]:
+    """``comparison.json`` and ``comparison.md`` of event runs."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = event_comparison_rows(reports, labels)
+    paths = {"json": out_dir / "comparison.json", "markdown": out_dir / "comparison.md"}
+    paths["json"].write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+    paths["markdown"].write_text(render_event_comparison(rows), encoding="utf-8")
+    return paths
+
+
+def render_event_comparison(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "# Event runs side by side",
+        "",
+        "Per category; differences are from the first run. Times are stream "
+        "seconds from the true start (alert: the decision; ticket: filed).",
+        "",
+        "| category | run | precision | recall | F1 | mean tIoU | alert (s) | "
+        "ticket (s) | false alarms / camera-hour |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        cells = [
+            _event_cell(row[key], row["diff_from_first"][key]) for key in EVENT_FIGURES
+        ]
+        lines.append(
+            f"| {row['category']} | {row['run']} | " + " | ".join(cells) + " |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _event_cell(value: float | None, diff: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.3f}" if not diff else f"{value:.3f} ({diff:+.3f})"

@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from eval.cli import eval_app
+from eval.compare import event_comparison_rows, render_event_comparison
 from eval.events import (
     FoundEvent,
     TrueEvent,
@@ -217,3 +218,49 @@ def test_a_no_parking_zone_around_the_parked_vehicles_gives_two_events(
     row = report["per_category"]["illegal_parking"]
     assert (row["tp"], row["fp"], row["fn"]) == (2, 0, 0)
     assert_holds_baseline(report, "plaza")
+
+
+def test_two_rule_settings_side_by_side_differ_from_the_first():
+    truth = [TrueEvent(PARKING, 0.0, 40.0)]
+    sooner = score_runs([video_run(truth, [found(0.0, 10.0)])])
+    later = score_runs([video_run(truth, [found(0.0, 30.0), found(31.0, 40.0)])])
+
+    rows = event_comparison_rows([sooner, later], ["dwell-10", "dwell-30"])
+
+    assert [row["run"] for row in rows] == ["dwell-10", "dwell-30"]
+    diff = rows[1]["diff_from_first"]
+    # One hit and one false alarm: precision 1/2, F1 2/3; tIoU 30/40 vs 10/40.
+    assert diff["precision"] == pytest.approx(-0.5)
+    assert diff["f1"] == pytest.approx(2 / 3 - 1)
+    assert diff["mean_temporal_iou"] == pytest.approx(0.5)
+    assert diff["time_to_alert_stream_s"] == pytest.approx(20.0)
+    assert "| illegal_parking | dwell-30 | 0.500 (-0.500) |" in (
+        render_event_comparison(rows)
+    )
+
+
+def test_eval_events_sets_two_truth_files_side_by_side(
+    videos_dir, settings_env, tmp_path
+):
+    # The same clip, watched for throws and with the throw analyzer off.
+    clip = str(videos_dir / "throw_facade_ball_720p30.mp4")
+    event = {"type": "falling_object", "falling_frames": [13, 66]}
+    camera_off = {"camera_id": "facade", "throw": {"enabled": False}}
+    truths = []
+    for name, extra in (("watched", {}), ("off", {"camera": camera_off})):
+        path = tmp_path / f"{name}.json"
+        path.write_text(
+            json.dumps([{"file": clip, "fps": 30.0, "events": [event], **extra}])
+        )
+        truths += ["--truth", str(path)]
+
+    result = CliRunner().invoke(
+        eval_app, ["events", *truths, "--out", str(tmp_path / "out")]
+    )
+
+    assert result.exit_code == 0, result.output
+    rows = json.loads((tmp_path / "out/comparison.json").read_text())
+    assert [(r["run"], r["recall"]) for r in rows] == [("watched", 1.0), ("off", 0.0)]
+    assert rows[1]["diff_from_first"]["f1"] == -1.0
+    assert (tmp_path / "out/off/events.json").is_file()
+    assert "# Event runs side by side" in result.output
