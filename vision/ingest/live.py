@@ -11,6 +11,11 @@ Every wait is bounded: opening and each read have timeouts, a connection
 that delivers no frame for ``stall_timeout_s`` is dropped, and reconnects
 back off exponentially with jitter, so a camera that comes back is picked up
 without hammering one that is down.
+
+A segmented stream (HLS) hands over seconds of video at once; its frames are
+released at the pace of their own timestamps, so the newest-frame policy
+skips frames only when analysis is slower than the stream, not because a
+segment arrived whole.
 """
 
 from __future__ import annotations
@@ -55,6 +60,30 @@ class LiveSettings:
     backoff_max_s: float = 30.0
     backoff_jitter_s: float = 1.0
     rtsp_transport: str = "tcp"
+
+
+class _Pace:
+    """Seconds to hold each frame so frames go out at their stream's pace.
+
+    The schedule starts at the connection's first frame. A frame that is due
+    already goes out at once (pacing never adds to a backlog), and one far
+    ahead of the schedule (a jump in the stream's timestamps) starts a new
+    schedule instead of holding the reader.
+    """
+
+    max_hold_s = 1.0  # longer than any frame interval a camera uses
+
+    def __init__(self) -> None:
+        self._origin_s: float | None = None  # monotonic time of stream time 0
+
+    def hold_s(self, ts_s: float) -> float:
+        now = time.monotonic()
+        if self._origin_s is None:
+            self._origin_s = now - ts_s
+        ahead_s = self._origin_s + ts_s - now
+        if ahead_s > self.max_hold_s:
+            self._origin_s, ahead_s = now - ts_s, 0.0
+        return max(0.0, ahead_s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +217,7 @@ class LiveReader:
         offset_s = self._clock_ts_s
         if self.frames_in:
             offset_s += time.monotonic() - self._last_frame_monotonic
+        pace = _Pace() if source.segmented else None
         try:
             with source:
                 chunks = source.read(
@@ -200,6 +230,8 @@ class LiveReader:
                         self._on_packets(chunk.packets)
                     for decoded in chunk.frames:
                         delivered = True
+                        if pace is not None:
+                            self._stop.wait(pace.hold_s(decoded.ts_s))
                         self._publish(decoded)
                     self._check_watchdog(opened_monotonic, delivered)
                     if self._stop.is_set() or self._restart.is_set():

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -17,12 +18,20 @@ from pathlib import Path
 
 import av
 import av.error
+import numpy as np
 
 from vision.errors import SourceError
 from vision.ingest.packets import HeldPacket, StreamFormat
 from vision.types import Frame
 
 logger = logging.getLogger(__name__)
+
+# Demuxers with no clock of their own: they number frames at a nominal 25 fps
+# whatever the camera sends, so a live stream of them is timed by arrival.
+_UNTIMED_FORMATS = frozenset({"mpjpeg", "mjpeg", "jpeg_pipe"})
+_ARRIVALS_KEPT = 64  # packets a frame may take to come out of the decoder
+# Demuxers that hand over seconds of video at once (whole segments).
+_SEGMENTED_FORMATS = frozenset({"hls", "dash"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,13 +56,43 @@ class DecodedFrame:
     corrupt: bool
 
     def to_frame(self) -> Frame:
+        luma, studio_range = _luma_plane(self.av_frame)
         return Frame(
             image=self.av_frame.to_ndarray(format="bgr24"),
             ts_s=self.ts_s,
             index=self.index,
             captured_at=self.captured_at,
             corrupt=self.corrupt,
+            luma=luma,
+            luma_studio_range=studio_range,
         )
+
+
+# 8-bit pixel formats whose first plane is the luma (Y) of the picture.
+_LUMA_FIRST_FORMATS = frozenset(
+    {
+        "yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p",
+        "yuv411p", "yuvj411p", "yuv440p", "yuvj440p", "nv12", "nv21", "gray",
+    }
+)  # fmt: skip
+_FULL_RANGE = 2  # AVCOL_RANGE_JPEG
+
+
+def _luma_plane(av_frame: av.VideoFrame) -> tuple[np.ndarray | None, bool]:
+    """A copy of the frame's luma plane and whether it is studio range.
+
+    Copied, because the decoder may hand the frame's buffers on once the
+    frame is released. None for formats without an 8-bit luma plane.
+    """
+    name = av_frame.format.name
+    if name not in _LUMA_FIRST_FORMATS:
+        return None, False
+    plane = av_frame.planes[0]
+    rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
+    luma = rows[:, : av_frame.width].copy()
+    full = name.startswith("yuvj") or name == "gray"
+    full = full or getattr(av_frame, "color_range", 0) == _FULL_RANGE
+    return luma, not full
 
 
 @dataclass(slots=True)
@@ -65,7 +104,14 @@ class SourceChunk:
 class _StreamClock:
     """One connection's times: origin at its first frame, plus an offset."""
 
-    def __init__(self, started_at: datetime, offset_s: float, index: int) -> None:
+    def __init__(
+        self,
+        started_at: datetime,
+        offset_s: float,
+        index: int,
+        *,
+        by_arrival: bool = False,
+    ) -> None:
         self.started_at = started_at
         self.offset_s = offset_s
         self.origin_s: float | None = None
@@ -73,9 +119,25 @@ class _StreamClock:
         self._first_index = index
         self.last_ts_s = offset_s - 1.0
         self.read_duration_s = 0.0
+        # pts -> arrival (monotonic s) of each packet, for untimed streams
+        self._arrivals: dict[int, float] | None = {} if by_arrival else None
+
+    def arrived(self, av_packet: av.Packet) -> None:
+        """Note when a packet of an untimed stream arrived: that is its time."""
+        if self._arrivals is None or av_packet.pts is None:
+            return
+        self._arrivals[av_packet.pts] = time.monotonic()
+        self._arrivals.pop(av_packet.pts - _ARRIVALS_KEPT, None)
+
+    def _arrival_s(self, pts: int | None) -> float | None:
+        if self._arrivals is None or pts is None:
+            return None
+        return self._arrivals.get(pts)
 
     def frame(self, av_frame: av.VideoFrame, fps: float | None) -> DecodedFrame:
-        pts_s = _frame_time_s(av_frame, self.index - self._first_index, fps)
+        pts_s = self._arrival_s(av_frame.pts)
+        if pts_s is None:
+            pts_s = _frame_time_s(av_frame, self.index - self._first_index, fps)
         if self.origin_s is None:
             self.origin_s = pts_s
         ts_s = pts_s - self.origin_s + self.offset_s
@@ -101,7 +163,9 @@ class _StreamClock:
     def hold(self, av_packet: av.Packet, fmt: StreamFormat) -> HeldPacket:
         assert self.origin_s is not None
         stamp = av_packet.pts if av_packet.pts is not None else av_packet.dts
-        pts_s = float(stamp * av_packet.time_base) if stamp is not None else None
+        pts_s = self._arrival_s(av_packet.pts)
+        if pts_s is None and stamp is not None:
+            pts_s = float(stamp * av_packet.time_base)
         ts_s = (
             pts_s - self.origin_s + self.offset_s
             if pts_s is not None
@@ -192,6 +256,9 @@ class VideoSource:
             raise SourceError(f"video {shown}: holds no video stream")
         self._stream = self._container.streams.video[0]
         self._stream.thread_type = "AUTO"
+        formats = set(self._container.format.name.split(","))
+        self.timed_by_arrival = self.live and bool(formats & _UNTIMED_FORMATS)
+        self.segmented = self.live and bool(formats & _SEGMENTED_FORMATS)
         self.info = self._describe()
         self.read_duration_s = 0.0
 
@@ -238,7 +305,12 @@ class VideoSource:
         clock of the connection before). Packets read before the first frame
         decodes are held back until the clock's origin is known.
         """
-        clock = _StreamClock(started_at or datetime.now(UTC), ts_offset_s, index_offset)
+        clock = _StreamClock(
+            started_at or datetime.now(UTC),
+            ts_offset_s,
+            index_offset,
+            by_arrival=self.timed_by_arrival,
+        )
         fmt: StreamFormat | None = None
         early: list[av.Packet] = []
         try:
@@ -249,6 +321,7 @@ class VideoSource:
                     continue
                 if fmt is None:
                     fmt = StreamFormat.from_stream(self._stream)
+                clock.arrived(av_packet)
                 frames = self._decode(av_packet, clock)
                 early.append(av_packet)
                 if clock.origin_s is None:
