@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import shutil
 import struct
 import subprocess
 import sys
 import time
 import tracemalloc
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -206,17 +209,15 @@ def _body(total_bytes: int, chunk_bytes: int = 1 << 20):
         yield chunk
 
 
-@pytest.mark.slow
-def test_large_upload_streams_to_disk_with_flat_memory(tmp_path: Path) -> None:
-    uploads = tmp_path / "uploads"
+@contextmanager
+def _ingest_service(
+    uploads: Path, *, wrapper: Sequence[str] = (), **env: str
+) -> Iterator[tuple[str, psutil.Process]]:
+    """The push routes in a uvicorn process of their own: its URL for clips."""
     port = free_port()
-    env = {
-        **os.environ,
-        "INGEST_TEMP_DIR": str(uploads),
-        "INGEST_MAX_CLIP_BYTES": str(256 << 20),
-    }
     server = subprocess.Popen(
         [
+            *wrapper,
             sys.executable,
             "-m",
             "uvicorn",
@@ -226,13 +227,25 @@ def test_large_upload_streams_to_disk_with_flat_memory(tmp_path: Path) -> None:
             "--log-level",
             "warning",
         ],
-        env=env,
+        env={**os.environ, "INGEST_TEMP_DIR": str(uploads), **env},
         cwd=Path(__file__).resolve().parents[2],
     )
-    url = f"http://127.0.0.1:{port}/api/cameras/cam-1/clips"
     try:
         assert wait_until(lambda: _answers(port), 30)
-        process = psutil.Process(server.pid)
+        url = f"http://127.0.0.1:{port}/api/cameras/cam-1/clips"
+        yield url, psutil.Process(server.pid)
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+@pytest.mark.slow
+def test_large_upload_streams_to_disk_with_flat_memory(tmp_path: Path) -> None:
+    uploads = tmp_path / "uploads"
+    with _ingest_service(uploads, INGEST_MAX_CLIP_BYTES=str(256 << 20)) as (
+        url,
+        process,
+    ):
         before = process.memory_info().rss
         peak = before
 
@@ -254,9 +267,53 @@ def test_large_upload_streams_to_disk_with_flat_memory(tmp_path: Path) -> None:
         assert response.json()["size_bytes"] == 200 << 20
         assert (peak - before) < 50e6
         assert wait_until(lambda: list(uploads.iterdir()) == [], 10)
-    finally:
-        server.terminate()
-        server.wait(10)
+
+
+def _small_filesystem_wrapper(directory: Path, size_mb: int) -> list[str]:
+    """A command prefix that runs a program with a tmpfs of ``size_mb`` mounted
+    on ``directory``, in a mount namespace of its own (no privileges needed
+    where unprivileged user namespaces are allowed)."""
+    mount = f'mount -t tmpfs -o size={size_mb}m tmpfs "$0" && exec "$@"'
+    wrapper = ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", mount]
+    if shutil.which("unshare") is None:
+        pytest.skip("cannot mount a small filesystem here: no unshare")
+    probe = subprocess.run(
+        [*wrapper, str(directory), "true"], capture_output=True, text=True
+    )
+    if probe.returncode != 0:
+        pytest.skip(f"cannot mount a small filesystem here: {probe.stderr.strip()}")
+    return [*wrapper, str(directory)]
+
+
+@pytest.mark.slow
+def test_full_upload_disk_answers_507_and_keeps_nothing(tmp_path: Path) -> None:
+    # The upload directory is a 256 MB filesystem; the service's own size
+    # limit (1 GiB here) is not what stops these uploads.
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    wrapper = _small_filesystem_wrapper(uploads, size_mb=256)
+    limit = str(1 << 30)
+    with _ingest_service(uploads, wrapper=wrapper, INGEST_MAX_CLIP_BYTES=limit) as (
+        url,
+        process,
+    ):
+        # Seen from inside the server's mount namespace: the small filesystem.
+        mounted = Path(f"/proc/{process.pid}/root") / uploads.relative_to("/")
+        assert shutil.disk_usage(mounted).total <= 256 << 20
+        with httpx.Client(timeout=60) as client:
+            # The declared length does not fit: refused before reading.
+            declared = client.post(url, content=b"\0" * (300 << 20))
+            # No length declared: the disk fills while the body streams in.
+            streamed = client.post(url, content=_body(300 << 20))
+            leftovers = list(mounted.iterdir())
+            after = client.post(url, content=b"\0" * (1 << 20))
+
+    for response in (declared, streamed):
+        assert response.status_code == 507, response.text
+        assert "not enough disk space" in response.json()["detail"]
+    assert "upload directory is full" in streamed.json()["detail"]
+    assert leftovers == []  # the partial upload was removed
+    assert after.status_code == 202  # the service keeps taking clips
 
 
 def _watched(chunks, watch):
