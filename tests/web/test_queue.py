@@ -112,6 +112,33 @@ def test_a_reviewer_clears_the_queue_with_the_keyboard_alone(
     assert actions == ["Close", "Reopen"]
 
 
+def fetched(page: Any) -> list[str]:
+    """Paths the page has requested so far."""
+    return page.evaluate(
+        "performance.getEntriesByType('resource').map(e => new URL(e.name).pathname)"
+    )
+
+
+def test_the_next_tickets_evidence_is_fetched_before_it_is_shown(
+    service: Service, open_page: Any
+) -> None:
+    page = open_page()
+    sign_in(page, "rita")
+    page.wait_for_selector(".evidence[data-ticket='1'][data-playback='playing']")
+    page.wait_for_function(
+        "() => performance.getEntriesByType('resource')"
+        ".some(e => e.name.includes('/api/tickets/2/evidence/clip'))"
+    )
+
+    # Two tickets ahead are fetched, no more.
+    assert {"/api/tickets/2", "/api/tickets/3"} <= set(fetched(page))
+    assert not any(path.startswith("/api/tickets/4") for path in fetched(page))
+    page.keyboard.press("c")
+    page.wait_for_selector(".evidence[data-ticket='2'][data-playback='playing']")
+    clip_fetches = [p for p in fetched(page) if p == "/api/tickets/2/evidence/clip"]
+    assert len(clip_fetches) == 1  # shown from what was fetched ahead
+
+
 def test_a_user_of_another_area_sees_none_of_it(
     service: Service, open_page: Any
 ) -> None:

@@ -66,6 +66,13 @@ def _show_the_finding(page: Any, t_s: float) -> None:
     )
 
 
+def _fits_the_width(page: Any) -> bool:
+    """Nothing sticks out sideways: read on a phone without scrolling across."""
+    return bool(
+        page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    )
+
+
 @pytest.mark.parametrize(
     ("width_name", "viewport"), [("desktop", DESKTOP), ("phone", PHONE)]
 )
@@ -79,6 +86,7 @@ def test_screenshots_of_every_page(
     page.goto("/ui/signin")
     page.wait_for_selector("#signin")
     screenshot(page, f"signin-{width_name}")
+    assert _fits_the_width(page)
 
     # The queue on a street ticket: the person on the lawn path.
     page.fill("#username", "rita")
@@ -91,16 +99,19 @@ def test_screenshots_of_every_page(
     _show_the_finding(page, 5.6)
     assert page.locator("#queue li").count() == 2  # it and the throw
     screenshot(page, f"queue-{width_name}", full_page=phone)
+    assert _fits_the_width(page)
 
     page.goto(f"/ui/tickets/{OVERDUE_TICKET}")
     page.wait_for_selector("body[data-ready='true']")
     _show_the_finding(page, 5.0)
     screenshot(page, f"ticket-{width_name}", full_page=True)
+    assert _fits_the_width(page)
 
     page.goto("/ui/overview")
     page.wait_for_selector("body[data-ready='true']")
     assert page.locator("#open-list li.overdue").count() == 1
     screenshot(page, f"overview-{width_name}", full_page=phone)
+    assert _fits_the_width(page)
 
 
 def test_signing_in_then_lands_on_the_page_asked_for(
