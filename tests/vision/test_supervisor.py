@@ -15,6 +15,7 @@ import pytest
 import yaml
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from eval.streams import RtspServer, wait_until
 from tests.live.conftest import rtsp_ready, street_h264  # noqa: F401 # fixtures
@@ -127,6 +128,28 @@ def test_supervisor_runs_restarts_and_stops_every_camera(
     assert all(t["category"] == "camera_fault" for t in tickets)
     summary = {s["camera_id"]: s for s in health_summary(board)}
     assert summary["cam-1"]["view_problems"] == ["moved"]
+    # The worker processes' own figures reach the metrics endpoint (those of
+    # the restarted cam-0 count from its restart).
+    scraped = _scrape(board)
+    for camera_id in ("cam-0", "cam-1"):
+        assert scraped["citywatch_camera_frames_in_total", camera_id] > 5
+        assert scraped["citywatch_camera_frames_analysed_total", camera_id] > 5
+        assert scraped["citywatch_camera_faults_total", camera_id] >= 1
+    assert scraped["citywatch_camera_restarts_total", "cam-0"] == 1
+
+
+def _scrape(board: StatusBoard) -> dict[tuple[str, str], float]:
+    """``/metrics`` of ``board``, parsed: (sample name, camera) -> value."""
+    app = FastAPI()
+    app.mount("/metrics", metrics_app(board))
+    with TestClient(app) as client:
+        text = client.get("/metrics/").text
+    return {
+        (sample.name, sample.labels["camera_id"]): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if "state" not in sample.labels
+    }
 
 
 def test_metrics_endpoint_shows_every_camera_and_the_spool() -> None:
