@@ -4,6 +4,7 @@ for the live-camera tests and the camera benchmark."""
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -137,6 +138,15 @@ class RtspServer:
         if self._process.stdout is not None:
             self._process.stdout.close()
         self._process = None
+
+    def pause(self) -> None:
+        """Freeze the server: connections stay open and nothing is sent."""
+        if self._process is not None:
+            self._process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self._process is not None:
+            self._process.send_signal(signal.SIGCONT)
 
     def __enter__(self) -> RtspServer:
         return self.start()

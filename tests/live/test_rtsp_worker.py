@@ -140,6 +140,35 @@ def test_worker_reconnects_after_the_server_restarts(
     assert [e.rule for e in faults] == ["camera_offline"]  # once per episode
 
 
+def test_stream_that_stalls_mid_way_is_dropped_and_picked_up_again(
+    rtsp_ready, street_h264: Path, tmp_path: Path
+) -> None:
+    with RtspServer(street_h264) as server:
+        with _running(server.url, tmp_path) as box:
+            health = box["health"]
+            assert _poll_states(box, lambda: health.state is HealthState.ONLINE, 15)
+
+            server.pause()  # the connection stays open; no frame comes
+            paused_at = time.monotonic()
+            went_offline = _poll_states(
+                box, lambda: health.state is HealthState.OFFLINE, 15
+            )
+            offline_s = time.monotonic() - paused_at
+            reason = health.reason or ""
+            time.sleep(2.0)
+            server.resume()
+            back = _poll_states(box, lambda: health.state is HealthState.ONLINE, 20)
+            thread_alive = box["thread"].is_alive()
+            reconnects = box["reader"].reconnects
+
+    assert went_offline and back and thread_alive
+    # Dropped once a read timed out and closing the stalled connection (its
+    # TEARDOWN gets no answer either) timed out too: bounded, never stuck.
+    assert offline_s < 2 * FAST.read_timeout_s + 2.0
+    assert "no data for 3 s" in reason  # the health says why
+    assert reconnects >= 1
+
+
 def _silent_server(stop: threading.Event, port: int) -> None:
     with socket.socket() as listener:
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -238,6 +238,7 @@ class VideoSource:
             raise SourceError(f"video {shown}: {problem}")
 
         read_timeout_s = read_timeout_s or open_timeout_s
+        self._read_timeout_s = read_timeout_s
         options = (
             stream_options(uri, read_timeout_s, rtsp_transport) if self.live else {}
         )
@@ -247,7 +248,8 @@ class VideoSource:
         try:
             self._container = av.open(uri, options=options, timeout=timeout)
         except (av.error.FFmpegError, UnicodeDecodeError) as exc:
-            raise SourceError(f"video {shown}: cannot open: {_reason(exc)}") from None
+            reason = _reason(exc, open_timeout_s)
+            raise SourceError(f"video {shown}: cannot open: {reason}") from None
         except OSError as exc:  # PyAV raises plain OS errors for some protocols
             raise SourceError(f"video {shown}: cannot open: {exc}") from None
 
@@ -334,7 +336,7 @@ class VideoSource:
             raise SourceError(
                 f"video {redact_uri(self.uri)}: unreadable after frame "
                 f"{clock.index}: "
-                f"{_reason(exc)}"
+                f"{_reason(exc, self._read_timeout_s)}"
             ) from None
 
     def _decode(
@@ -394,7 +396,10 @@ def _frame_time_s(av_frame: av.VideoFrame, index: int, fps: float | None) -> flo
     return index / (fps or 25.0)
 
 
-def _reason(exc: BaseException) -> str:
+def _reason(exc: BaseException, timeout_s: float | None = None) -> str:
+    if isinstance(exc, av.error.ExitError) and timeout_s is not None:
+        # PyAV's interrupt callback: the open or read timeout ran out.
+        return f"no data for {timeout_s:g} s"
     text = (getattr(exc, "strerror", None) or str(exc)).rstrip(".")
     if "Invalid data" in text:
         text += " (not a video file, or a truncated one)"
