@@ -35,6 +35,12 @@ class Frame:
     index: int
     captured_at: datetime
     corrupt: bool = False
+    # The decoder's own luma plane, when the video carried one: motion
+    # analysis works on grey and takes it as it is instead of converting the
+    # colour picture back. Studio-range luma (16-235) is flagged so that
+    # contrasts can be read on the full 0-255 scale.
+    luma: np.ndarray | None = None
+    luma_studio_range: bool = False
 
     @property
     def resolution_wh(self) -> tuple[int, int]:

@@ -8,8 +8,8 @@ shift is not always, because a facade of plain walls changes only along its
 edges.
 
 The shift is estimated the Lucas-Kanade way, once per tile of a coarse grid,
-from image gradients at half the working resolution (a shift of a few
-working pixels stays in the range where the linear estimate holds). The
+from image gradients at half the working resolution or less (a shift of a
+few working pixels stays in the range where the linear estimate holds). The
 camera moved when most textured tiles agree on one clear shift. Walkers,
 cars and swaying trees move parts of the picture in different directions,
 or leave most tiles still, so they do not count as camera motion.
@@ -46,8 +46,10 @@ class CameraMotionDetector:
         grid_wh: tuple[int, int] = (4, 3),
         min_shift_px: float = 0.5,
         min_agreeing_share: float = 0.6,
+        max_width_px: int = 360,
     ) -> None:
         self.grid_wh = grid_wh
+        self.max_width_px = max_width_px
         self.min_shift_px = min_shift_px
         self.min_agreeing_share = min_agreeing_share
         self._previous: np.ndarray | None = None
@@ -55,7 +57,8 @@ class CameraMotionDetector:
 
     def update(self, grey: np.ndarray) -> CameraShift:
         """Shift of ``grey`` (a working-resolution image) from the last one."""
-        small = cv2.pyrDown(grey).astype(np.float32)
+        small, scale = _shrunk(grey, self.max_width_px)
+        small = small.astype(np.float32)
         previous, gradients = self._previous, self._gradients
         self._previous = small
         self._gradients = _gradients(small)
@@ -65,8 +68,7 @@ class CameraMotionDetector:
         shifts, textured = self._tile_shifts(previous, small, gradients)
         if not textured.any():
             return CameraShift(0.0, 0.0, 0.0, False)
-        # Working pixels are twice the pyramid level's.
-        shifts = shifts[textured] * 2.0
+        shifts = shifts[textured] * scale
         dx, dy = np.median(shifts, axis=0)
         tolerance = max(0.5 * float(np.hypot(dx, dy)), self.min_shift_px)
         agreeing = np.hypot(shifts[:, 0] - dx, shifts[:, 1] - dy) <= tolerance
@@ -102,6 +104,19 @@ class CameraMotionDetector:
     def reset(self) -> None:
         self._previous = None
         self._gradients = None
+
+
+def _shrunk(grey: np.ndarray, max_width_px: int) -> tuple[np.ndarray, float]:
+    """Halve once, and again while wider than ``max_width_px``.
+
+    Returns the image and how many working pixels one of its pixels spans.
+    A shake of a few pixels in a large frame stays within the linear range
+    of the estimate at the coarser level, and costs a quarter as much.
+    """
+    small, scale = cv2.pyrDown(grey), 2.0
+    while small.shape[1] > max_width_px:
+        small, scale = cv2.pyrDown(small), scale * 2.0
+    return small, scale
 
 
 def _gradients(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -129,9 +129,18 @@ class MotionProposer:
         self._clutter_frames = 0
         self._camera = CameraMotionDetector()
 
-    def propose(self, image: np.ndarray, ts_s: float) -> MotionResult:
-        """Find moving blobs in one frame (BGR or grey, full resolution)."""
+    def propose(
+        self, image: np.ndarray, ts_s: float, *, studio_range: bool = False
+    ) -> MotionResult:
+        """Find moving blobs in one frame (BGR or grey, full resolution).
+
+        ``studio_range`` says a grey image is a decoder's luma on the 16-235
+        scale; it is stretched to 0-255 so that contrasts mean the same as on
+        a converted colour picture.
+        """
         grey = self._work_image(image)
+        if studio_range:
+            grey = cv2.LUT(grey, _STUDIO_TO_FULL)
         if self._background is None:
             self._start(grey, ts_s)
             return MotionResult([], 0.0, veto="warmup")
@@ -143,7 +152,7 @@ class MotionProposer:
         self._last_ts_s = ts_s
 
         assert self._threshold is not None
-        diff = cv2.absdiff(grey, self._background.astype(np.uint8))
+        diff = cv2.absdiff(grey, cv2.convertScaleAbs(self._background))
         low = cv2.compare(diff, self._threshold, cv2.CMP_GT)
         low = cv2.bitwise_and(low, self._region_mask)
         changed_fraction = cv2.countNonZero(low) / self._region_pixels
@@ -354,12 +363,16 @@ class MotionProposer:
         self._threshold = self._threshold_from(self._deviation)
 
     def _threshold_from(self, deviation: np.ndarray) -> np.ndarray:
-        gain = self.settings.deviation_gain
-        threshold = cv2.max(deviation * gain, self.settings.min_contrast)
-        return np.minimum(threshold, 250.0).astype(np.uint8)
+        # One saturating pass to 8 bits, then the floor and the ceiling.
+        threshold = cv2.convertScaleAbs(deviation, alpha=self.settings.deviation_gain)
+        threshold = cv2.max(threshold, self.settings.min_contrast)
+        return cv2.min(threshold, 250)
 
 
 _NO_CELLS = (np.zeros(0, np.intp), np.zeros(0, np.intp))
+_STUDIO_TO_FULL = np.clip(
+    np.round((np.arange(256) - 16) * 255.0 / 219.0), 0, 255
+).astype(np.uint8)
 
 
 class _TooManyBlobs(Exception):

@@ -117,7 +117,8 @@ class ThrowAnalyzer:
         self._start_if_needed(frame)
         assert self._proposer and self._tracker and self._health
 
-        result = self._proposer.propose(_checked_image(frame), frame.ts_s)
+        image, studio_range = _grey_or_colour(frame)
+        result = self._proposer.propose(image, frame.ts_s, studio_range=studio_range)
         ended = self._track(frame, result)
         return self._decide(ended, frame.ts_s)
 
@@ -437,6 +438,15 @@ def window_at(x: float, window_columns_x: list[float]) -> int | None:
     if len(columns) < 2 or not columns[0] <= x < columns[-1]:
         return None
     return bisect.bisect_right(columns, x)
+
+
+def _grey_or_colour(frame: Frame) -> tuple[np.ndarray, bool]:
+    """The decoder's luma when the frame has it, else the checked picture."""
+    image = _checked_image(frame)
+    luma = frame.luma
+    if luma is not None and luma.shape == image.shape[:2]:
+        return luma, frame.luma_studio_range
+    return image, False
 
 
 def _checked_image(frame: Frame) -> np.ndarray:
