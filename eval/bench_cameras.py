@@ -8,7 +8,8 @@ frames, and prints a table and a JSON summary:
 
 - CPU per camera (share of one core),
 - lag (stream seconds between the newest frame and the analysed one): bounded,
-- memory per worker at the start and the end of the run: flat,
+- memory per worker at the start, half-way and the end of the run: flat once
+  the pre-roll is full (the second half adds nothing),
 - backlog: none by construction; the skipped-frame count says what was dropped.
 
 Usage: ``citywatch eval speed --cameras 8 --cameras-duration-s 180`` (after
@@ -127,12 +128,14 @@ def _summarise(samples: list[dict], cameras: int, duration_s: float) -> dict:
     summary = {"cameras": cameras, "duration_s": duration_s, "per_camera": {}}
     for camera_id, rows in sorted(per_camera.items()):
         first, last = rows[0], rows[-1]
+        middle = min(rows, key=lambda r: abs(r["t_s"] - duration_s / 2))
         span_s = max(1e-6, last["t_s"] - first["t_s"])
         summary["per_camera"][camera_id] = {
             "cpu_share": round((last["cpu_s"] - first["cpu_s"]) / span_s, 3),
             "lag_p50_s": round(statistics.median(r["lag_s"] for r in rows), 3),
             "lag_max_s": round(max(r["lag_s"] for r in rows), 3),
             "rss_start_mb": round(first["rss_mb"], 1),
+            "rss_mid_mb": round(middle["rss_mb"], 1),
             "rss_end_mb": round(last["rss_mb"], 1),
             "frames_in": last["frames_in"],
             "frames_analysed": last["frames_analysed"],
@@ -162,13 +165,15 @@ def render_cameras_table(summary: dict) -> str:
     lines = [
         f"{summary['cameras']} camera(s) for {summary['duration_s']:.0f} s",
         f"{'camera':<10} {'cpu':>6} {'lag p50':>8} {'lag max':>8} "
-        f"{'rss start':>10} {'rss end':>8} {'analysed':>9} {'skipped':>8}",
+        f"{'rss start':>10} {'rss mid':>8} {'rss end':>8} {'analysed':>9} "
+        f"{'skipped':>8}",
     ]
     for camera_id, row in summary["per_camera"].items():
         lines.append(
             f"{camera_id:<10} {row['cpu_share']:>6.2f} {row['lag_p50_s']:>7.2f}s "
             f"{row['lag_max_s']:>7.2f}s {row['rss_start_mb']:>8.0f}MB "
-            f"{row['rss_end_mb']:>6.0f}MB {row['frames_analysed']:>9} "
+            f"{row['rss_mid_mb']:>6.0f}MB {row['rss_end_mb']:>6.0f}MB "
+            f"{row['frames_analysed']:>9} "
             f"{row['frames_skipped']:>8}"
         )
     return "\n".join(lines)
