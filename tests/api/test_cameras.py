@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from api.cameras import CameraFleet, camera_files_in
 from api.main import create_app
 from api.settings import Settings
+from eval.streams import wait_until
 from vision.errors import ConfigError
 
 
@@ -111,3 +112,48 @@ def test_camera_health_shows_only_the_cameras_of_the_callers_areas(
         "gate camera": ["gate-push"],
     }
     assert pushed.status_code == 403  # only the camera's own key pushes
+
+
+@pytest.mark.slow
+def test_a_pushed_recording_is_analysed_into_a_ticket(
+    tmp_path: Path,
+    settings: Settings,
+    session_factory,
+    store,
+    camera_headers,
+    user_headers,
+    videos_dir: Path,
+) -> None:
+    folder = tmp_path / "cameras"
+    folder.mkdir()
+    (folder / "facade-push.yaml").write_text(
+        yaml.safe_dump({"camera_id": "facade-push", "area_path": "old-town/grid-1"})
+    )
+    fleet = CameraFleet(settings, camera_files_in(folder))
+    app = create_app(
+        settings, store=store, session_factory=session_factory, cameras=fleet
+    )
+    recording = (videos_dir / "throw_facade_ball_720p30.mp4").read_bytes()
+    reviewer = user_headers("rita", [("reviewer", "old-town")])
+
+    with TestClient(app) as client:
+        pushed = client.post(
+            "/api/cameras/facade-push/clips",
+            content=recording,
+            headers=camera_headers("facade-push"),
+        )
+
+        def filed() -> list[dict]:
+            return client.get("/api/tickets", headers=reviewer).json()["items"]
+
+        # Analysed in the background, like any recording.
+        assert wait_until(lambda: filed(), 120, step_s=1.0)
+        tickets = filed()
+
+    assert pushed.status_code == 202
+    assert pushed.json()["size_bytes"] == len(recording)
+    assert [(t["camera_id"], t["category"]) for t in tickets] == [
+        ("facade-push", "throw")
+    ]
+    assert tickets[0]["evidence_state"] == "stored"
+    assert list((tmp_path / "uploads").iterdir()) == []  # the upload is gone
