@@ -3,7 +3,7 @@
 Run with Debian's /usr/bin/python3 (it needs GStreamer's introspection
 bindings, which the project's virtual environment cannot import):
 
-    /usr/bin/python3 tests/live/rtsp_server.py --port 8554 --file clip.mp4
+    /usr/bin/python3 eval/rtsp_server.py --port 8554 --file clip.mp4
 
 Clients read ``rtsp://127.0.0.1:PORT/stream``. Each client gets the file
 from its start, in real time. The server prints ``ready`` once it listens.
