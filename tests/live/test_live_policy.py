@@ -77,6 +77,7 @@ def test_lag_stays_bounded_when_analysis_is_slower_than_the_stream(
     run_s: float,
     max_lag_s: float,
     skipped_share: float,
+    report_figure,
 ) -> None:
     media = encode_counter(tmp_path / "counter.mp4", seconds=run_s + 15, fps=25)
     camera = CameraConfig(camera_id="counter", throw={"enabled": False})
@@ -112,6 +113,13 @@ def test_lag_stays_bounded_when_analysis_is_slower_than_the_stream(
     assert max(lag for _, lag, _ in last) <= max(lag for _, lag, _ in first) + 0.2
     assert (last[-1][2] - first[0][2]) < 50e6  # memory stays flat
     stats = run.stats
+    report_figure(
+        f"live lag, analysis at {delay_s * 1000:.0f} ms a frame of a 25 fps "
+        f"stream for {run_s:.0f} s: max {max(lags):.2f} s (first third "
+        f"{max(lag for _, lag, _ in first):.2f} s, last third "
+        f"{max(lag for _, lag, _ in last):.2f} s), {stats.frames_skipped} of "
+        f"{stats.frames_in + stats.frames_skipped} frames skipped"
+    )
     assert stats.frames_skipped > skipped_share * stats.frames_in
     # The lag is of the pictures themselves: each analysed frame shows the
     # marker burned in for its stream time.
