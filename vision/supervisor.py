@@ -251,7 +251,12 @@ def run_camera_process(
             )
         else:
             run_source(
-                camera.source, camera, analyzers=analyzers, writer=writer, sink=sink
+                camera.source,
+                camera,
+                analyzers=analyzers,
+                writer=writer,
+                sink=sink,
+                stop=local_stop,  # a recording too stops, filing what it holds
             )
     finally:
         # What could not be uploaded stays in the spool on disk; the next

@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from eval.streams import RtspServer, wait_until
+from eval.streams import RtspServer, encode_counter, wait_until
 from tests.live.conftest import rtsp_ready, street_h264  # noqa: F401 # fixtures
 from vision.evidence.store import LocalDirStore
 from vision.health import HealthSettings
@@ -150,6 +150,37 @@ def _scrape(board: StatusBoard) -> dict[tuple[str, str], float]:
         for sample in family.samples
         if "state" not in sample.labels
     }
+
+
+@pytest.mark.slow
+def test_stopping_cuts_a_recording_short(tmp_path: Path) -> None:
+    # Five minutes of footage take far longer to analyse than the stop may.
+    recording = encode_counter(tmp_path / "long.mp4", seconds=300)
+    camera_file = tmp_path / "recorded.yaml"
+    camera_file.write_text(
+        yaml.safe_dump({"camera_id": "recorded", "source": str(recording)})
+    )
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=serve_cameras,
+        args=(
+            [camera_file],
+            partial(JsonDirSink, tmp_path / "tickets"),
+            partial(LocalDirStore, tmp_path / "store"),
+            SupervisorSettings(spool_root=tmp_path / "spool", stop_timeout_s=60),
+        ),
+        kwargs={"stop": stop, "install_signal_handlers": False},
+    )
+    thread.start()
+    time.sleep(8.0)  # the worker process starts and analyses for a while
+    stopped_at = time.monotonic()
+    stop.set()
+    thread.join(90)
+
+    assert not thread.is_alive()
+    # Stopped where it was (about a second), not left to finish the footage
+    # (a quarter of a minute more here) or be killed at the stop timeout.
+    assert time.monotonic() - stopped_at < 6
 
 
 def test_metrics_endpoint_shows_every_camera_and_the_spool() -> None:
