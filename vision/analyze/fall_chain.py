@@ -50,6 +50,8 @@ def continues_to(earlier: Sighting, chain: list[Sighting]) -> bool:
     dx, dy = first.x - earlier.x, first.y - earlier.y
     if first.ts_s - earlier.ts_s > STITCH_GAP_S or dy < -slack:
         return False
+    if not similar_size(earlier, first):
+        return False
     if abs(dx) > abs(dy) + slack:
         return False
     if len(chain) < 2:
@@ -89,17 +91,42 @@ def in_clutter(sightings: list[Sighting]) -> bool:
     return cluttered * 2 > len(sightings)
 
 
-def drops(sightings: list[Sighting], criteria: FallCriteria) -> bool:
-    """Cheap first test: far enough down (in pixels and in object sizes),
-    mostly downward."""
+def drops(
+    sightings: list[Sighting], criteria: FallCriteria, region_height_px: float
+) -> bool:
+    """Cheap first test: mostly downward, and far enough down.
+
+    Far enough is many of the object's own sizes, or, for an object large in
+    the picture, a good share of the watched region's height.
+    """
     dx = sightings[-1].x - sightings[0].x
     dy = sightings[-1].y - sightings[0].y
     if dy < criteria.min_drop_px:
         return False
     size_px = statistics.median(s.size_px for s in sightings)
-    if dy < criteria.min_drop_sizes * size_px:
+    far = dy >= criteria.min_drop_sizes * size_px
+    near = (
+        dy >= criteria.min_drop_region_share * region_height_px
+        and dy >= criteria.min_drop_sizes_when_near * size_px
+    )
+    if not (far or near):
         return False
     return math.degrees(math.atan2(abs(dx), dy)) <= criteria.max_angle_from_down_deg
+
+
+def moving_steps(sightings: list[Sighting]) -> int:
+    """How many sightings moved on from the one before by more than jitter."""
+    return sum(not _near(a, b) for a, b in zip(sightings, sightings[1:], strict=False))
+
+
+def similar_size(a: Sighting, b: Sighting) -> bool:
+    """Could two blobs be the same object?
+
+    Its picture grows as it nears the camera and smears with speed, but not
+    threefold from one sighting to the next; a blob that does is another
+    thing (a branch, a passer-by) that the track ran into.
+    """
+    return a.size_px <= 3.0 * b.size_px + 6.0 and b.size_px <= 3.0 * a.size_px + 6.0
 
 
 def moving_part(sightings: list[Sighting]) -> list[Sighting]:

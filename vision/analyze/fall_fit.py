@@ -28,6 +28,9 @@ import numpy as np
 class FallCriteria:
     min_fall_s: float = 0.3
     min_points: int = 6
+    # Sightings that each moved clearly on from the one before: a fall is
+    # seen falling, not inferred from a thing at rest and two far-off blobs.
+    min_moving_steps: int = 4
     max_speed_px_s: float = 4000.0
     min_observed_speed_ratio: float = 1.3
     max_stall_share: float = 0.1
@@ -38,11 +41,17 @@ class FallCriteria:
     # chain of unrelated blobs, strays much further.
     max_path_bow: float = 0.25
     min_drop_px: float = 12.0
-    # A thrown object falls many times its own size: 0.3 s of free fall is
-    # 0.44 m, four times a 10 cm object seen at any distance. A walking
-    # person's legs or a bag swinging moves about its own size; pedestrians
-    # walking toward a camera speed up in the image like a fall does.
-    min_drop_sizes: float = 4.0
+    # A thrown object is seen falling many times its own size: a 10 cm
+    # object falls 0.7 m in its first 0.4 s, and a view that shows floors of
+    # a facade shows metres of any fall. A walking person's legs or a bag
+    # swinging move about their own size, and a leaf fluttering down speeds
+    # up for a few of its sizes at a time.
+    min_drop_sizes: float = 7.0
+    # An object close to the camera is large in the picture and leaves the
+    # view before it has fallen that many of its sizes; instead it crosses a
+    # good share of the watched region.
+    min_drop_region_share: float = 0.25
+    min_drop_sizes_when_near: float = 2.0
     max_residual: float = 1.6
     min_speed_ratio: float = 1.4
     min_gain_over_steady: float = 0.3

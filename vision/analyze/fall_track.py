@@ -179,6 +179,8 @@ class FallTracker:
             for index in order:
                 if distance[index] > 1.0 or not self._fits_cone(track, blobs[index]):
                     continue
+                if not _similar_size(track, blobs[index]):
+                    continue
                 if _is_trail(track, blobs[index], x, y):
                     continue
                 best[track.track_id] = (float(distance[index]), int(index))
@@ -208,6 +210,17 @@ class FallTracker:
         dx, dy = blob.x - last.x, blob.y - last.y
         slack = 3.0 + 1.5 * min(last.size_px, 8.0)
         return dy >= -slack and abs(dx) <= abs(dy) + slack
+
+
+def _similar_size(track: Track, blob: Blob) -> bool:
+    """Not threefold larger or smaller than the track's recent sightings.
+
+    An object grows as it nears the camera and smears with speed, but only
+    gradually; a much larger or smaller blob is something else it passed.
+    """
+    recent = sorted(s.size_px for s in track.sightings[-3:])
+    size = recent[len(recent) // 2]
+    return blob.size_px <= 3.0 * size + 6.0 and size <= 3.0 * blob.size_px + 6.0
 
 
 def _is_trail(track: Track, blob: Blob, x: float, y: float) -> bool:

@@ -34,6 +34,7 @@ from vision.analyze.fall_chain import (
     drops,
     in_clutter,
     moving_part,
+    moving_steps,
     overlaps,
     points,
     worth_a_look,
@@ -215,7 +216,7 @@ class ThrowAnalyzer:
         sightings = moving_part(chain)
         if (
             len(sightings) < self.criteria.min_points
-            or not drops(sightings, self.criteria)
+            or not drops(sightings, self.criteria, self._region_height_px())
             or in_clutter(sightings)
         ):
             return None
@@ -235,10 +236,18 @@ class ThrowAnalyzer:
         if not fit.passed:
             return None
         kept = [sightings[i] for i in fit.inliers]
+        if moving_steps(kept) < self.criteria.min_moving_steps:
+            self._log.debug("track %d: seen moving too few times", track_id)
+            return None
         if self._density(kept) < _MIN_DENSITY:
             self._log.debug("track %d: seen too rarely for a fall", track_id)
             return None
         return kept, fit
+
+    def _region_height_px(self) -> float:
+        assert self._proposer is not None
+        _, y1, _, y2 = self._proposer.region_xyxy
+        return float(y2 - y1)
 
     def _density(self, sightings: list[Sighting]) -> float:
         """Share of the frames during the track that saw it (repeats aside)."""
