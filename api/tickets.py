@@ -15,12 +15,12 @@ either wholly stored or not at all.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, func, select, update
 from sqlalchemy.orm import Session, defer, lazyload
 
 from api.areas import within
@@ -304,12 +304,25 @@ def list_tickets(
     return page, total
 
 
+def state_in(states: Iterable[TicketState]) -> ColumnElement[bool]:
+    """SQL: the ticket is in one of these states.
+
+    The states are written into the statement, sorted, rather than bound as
+    parameters: only then can SQLite and PostgreSQL see that a query lies
+    within a partial index on the same states (``api.tables``).
+    """
+    names = sorted(str(state) for state in states)
+    return Ticket.state.in_(
+        bindparam(None, names, expanding=True, literal_execute=True)
+    )
+
+
 def overdue_condition(now: datetime) -> ColumnElement[bool]:
     """SQL: the deadline has passed and somebody still owes work."""
     return and_(
         Ticket.due_at.is_not(None),
         Ticket.due_at < now,
-        Ticket.state.in_([str(state) for state in OPEN_WORK_STATES]),
+        state_in(OPEN_WORK_STATES),
     )
 
 

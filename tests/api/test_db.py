@@ -34,7 +34,7 @@ def test_upgrade_creates_the_schema_on_an_empty_database(
     upgrade(empty_database_url)
     upgrade(empty_database_url)  # a second run is a no-op
 
-    assert current_revision(empty_database_url) == head_revision() == "0002"
+    assert current_revision(empty_database_url) == head_revision() == "0003"
     engine = make_engine(empty_database_url)
     try:
         inspector = inspect(engine)
@@ -58,6 +58,9 @@ def test_upgrade_creates_the_schema_on_an_empty_database(
             "ix_tickets_camera_id_created_at",
             "ix_tickets_state_area_path_created_at",
             "ix_tickets_due_at",
+            "ix_tickets_review_queue",
+            "ix_tickets_area_path_camera_id",
+            "ix_tickets_open_by_deadline",
         } <= indexes
         with engine.connect() as connection:
             differences = compare_metadata(
@@ -76,7 +79,7 @@ def test_downgrade_and_upgrade_again(empty_database_url: str) -> None:
     assert current_revision(empty_database_url) is None
 
     upgrade(empty_database_url)
-    assert current_revision(empty_database_url) == "0002"
+    assert current_revision(empty_database_url) == "0003"
 
 
 def test_sqlite_database_folder_is_created(tmp_path: Path) -> None:
@@ -137,6 +140,7 @@ def test_installed_package_carries_the_migrations(tmp_path: Path) -> None:
         "api/migrations/script.py.mako",
         "api/migrations/versions/0001_tickets_evidence_transitions.py",
         "api/migrations/versions/0002_workflow_users_areas.py",
+        "api/migrations/versions/0003_queue_and_overview_indexes.py",
     } <= names
 
 
