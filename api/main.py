@@ -31,7 +31,9 @@ from api.db import make_engine, make_session_factory, upgrade
 from api.deps import PrincipalDep, SessionDep
 from api.dispatch import DispatchConfig, load_dispatch_config
 from api.notify import BackgroundNotifier, Notifier
+from api.review_queue import InvalidCursor
 from api.routes import events as events_routes
+from api.routes import overview as overview_routes
 from api.routes import reviews as reviews_routes
 from api.routes import tickets as tickets_routes
 from api.routes import users as users_routes
@@ -63,6 +65,7 @@ ERROR_RESPONSES: list[tuple[type[Exception], int, str]] = [
     (tickets.IllegalTransition, status.HTTP_409_CONFLICT, "illegal_transition"),
     (tickets.InvalidReview, status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_review"),
     (tickets.InvalidEvent, status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_event"),
+    (InvalidCursor, status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_cursor"),
     (DataError, status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_value"),
     (StoreError, status.HTTP_503_SERVICE_UNAVAILABLE, "evidence_store_unavailable"),
     (OperationalError, status.HTTP_503_SERVICE_UNAVAILABLE, "database_unavailable"),
@@ -140,6 +143,7 @@ def create_app(
     app.include_router(users_routes.router)
     app.include_router(tickets_routes.router)
     app.include_router(reviews_routes.router)
+    app.include_router(overview_routes.router)
     app.include_router(events_routes.router)
     app.include_router(pages.router)
     app.add_api_route(

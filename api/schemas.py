@@ -16,6 +16,8 @@ from pydantic import (
 
 from api.access import Role
 from api.areas import check_area_path
+from api.overview import Overview
+from api.review_queue import cursor_of
 from api.tables import Attachment, Evidence, Ticket, Transition, User, Verification
 from api.tickets import RejectionReason, ReviewDecision, TicketState, is_overdue
 from vision.sink import VerificationOutcome
@@ -177,6 +179,80 @@ class TicketsPage(_Body):
     total: int
     limit: int
     offset: int
+
+
+class QueuedTicket(TicketPublic):
+    cursor: str = Field(
+        description="Its place in the review queue; pass it as `after` to read "
+        "the tickets behind it. Cursors sort as text in queue order."
+    )
+
+    @classmethod
+    def from_row(cls, row: Ticket) -> QueuedTicket:
+        return cls(**_ticket_fields(row), cursor=cursor_of(row))
+
+
+class QueuePage(_Body):
+    items: list[QueuedTicket] = Field(description="Oldest first.")
+    total: int = Field(description="Tickets waiting for you in all.")
+    next: str | None = Field(
+        description="`after` for the page behind this one; null at the queue's end."
+    )
+
+
+class CategoryCountsPublic(_Body):
+    category: str
+    by_state: dict[TicketState, int] = Field(description="Open states only.")
+    overdue: int
+    open: int
+
+
+class CameraCountsPublic(_Body):
+    camera_id: str
+    area_path: str
+    waiting_for_review: int
+    open: int
+    overdue: int
+    tickets: int = Field(description="In every state, closed ones included.")
+    last_detected_at: datetime
+
+
+class OverviewPublic(_Body):
+    """Counts of the tickets in your areas (or the one area asked for)."""
+
+    area: str | None = Field(description="The area asked for; null: all yours.")
+    overdue: int = Field(description="Deadline passed while work is owed.")
+    waiting_for_review: int
+    open: int
+    tickets: int = Field(description="In every state, closed ones included.")
+    categories: list[CategoryCountsPublic] = Field(description="Open tickets.")
+    cameras: list[CameraCountsPublic] = Field(
+        description="Every camera with a ticket here; most overdue first."
+    )
+    attention: list[TicketPublic] = Field(
+        description="The first open tickets to look at: overdue ones first."
+    )
+
+    @classmethod
+    def from_overview(cls, overview: Overview, area: str | None) -> OverviewPublic:
+        return cls(
+            area=area,
+            overdue=overview.overdue,
+            waiting_for_review=overview.waiting_for_review,
+            open=overview.open,
+            tickets=overview.tickets,
+            categories=[
+                CategoryCountsPublic(
+                    category=c.category,
+                    by_state={TicketState(s): n for s, n in c.by_state.items()},
+                    overdue=c.overdue,
+                    open=c.open,
+                )
+                for c in overview.categories
+            ],
+            cameras=[CameraCountsPublic(**vars(c)) for c in overview.cameras],
+            attention=[TicketPublic.from_row(row) for row in overview.attention],
+        )
 
 
 class ReviewRequest(_Body):

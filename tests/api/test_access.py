@@ -143,6 +143,29 @@ def _list(world: World) -> None:
     assert narrowed.json()["items"] == []
 
 
+def _review_queue(world: World) -> None:
+    assert [t["id"] for t in world.ops.get("/api/review-queue").json()["items"]] == [
+        world.ticket_b
+    ]
+    response = world.ops.get("/api/review-queue", headers=world.user_a)
+    assert response.status_code == 200
+    assert response.json() == {"items": [], "total": 0, "next": None}
+
+
+def _overview(world: World) -> None:
+    assert world.ops.get("/api/overview").json()["tickets"] == 1
+    mine = world.ops.get("/api/overview", headers=world.user_a)
+    narrowed = world.ops.get(
+        "/api/overview", params={"area": GRID_B}, headers=world.user_a
+    )
+    assert mine.status_code == narrowed.status_code == 200
+    assert GRID_B.encode() not in mine.content
+    for counted in (mine.json(), narrowed.json()):
+        assert counted["tickets"] == counted["open"] == 0
+        assert counted["categories"] == counted["cameras"] == counted["attention"]
+        assert counted["attention"] == []
+
+
 def _get(world: World) -> None:
     response = world.ops.get(f"/api/tickets/{world.ticket_b}", headers=world.user_a)
     assert response.status_code == 404
@@ -303,6 +326,8 @@ def _same_for_everyone(path: str) -> Callable[[World], None]:
 
 CASES: dict[tuple[str, str], Callable[[World], None]] = {
     ("get", "/api/tickets"): _list,
+    ("get", "/api/review-queue"): _review_queue,
+    ("get", "/api/overview"): _overview,
     ("get", "/api/tickets/{ticket_id}"): _get,
     ("get", "/api/tickets/{ticket_id}/evidence/{kind}"): _evidence,
     ("post", "/api/tickets/{ticket_id}/review"): lambda w: _post(

@@ -11,12 +11,15 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import Dialect, inspect, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from api.db import current_revision, downgrade, head_revision, make_engine, upgrade
+from api.review_queue import REVIEW_STATES
 from api.settings import Settings
 from api.storage import build_store, describe_store
-from api.tables import Base
+from api.tables import IS_OPEN, WAITING_FOR_REVIEW, Base, Ticket
+from api.tickets import OPEN_STATES, TicketState, state_in
 from vision.evidence.local import LocalDirStore
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -69,6 +72,22 @@ def test_upgrade_creates_the_schema_on_an_empty_database(
         assert differences == [], "the models and the migrations disagree"
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("states", "index_condition"),
+    [(REVIEW_STATES, WAITING_FOR_REVIEW), (OPEN_STATES, IS_OPEN)],
+)
+@pytest.mark.parametrize("dialect", [sqlite.dialect(), postgresql.dialect()])
+def test_queries_name_the_states_of_a_partial_index_as_it_does(
+    states: frozenset[TicketState], index_condition: str, dialect: Dialect
+) -> None:
+    query = select(Ticket.id).where(state_in(states))
+    sql = str(
+        query.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+    )
+
+    assert index_condition in sql.replace("tickets.state", "state")
 
 
 @backends
