@@ -100,6 +100,43 @@ class DwellRule(_Strict):
 Rule = DwellRule
 
 
+class SecondStageConfig(_Strict):
+    """A detector that looks at a fall's object before it is filed.
+
+    Physics lets through whatever falls like a dropped object; a diving bird
+    or a kite can. When this block is present, the detector runs once on
+    crops of the object from several frames of a fall that passed, and the
+    fall is not filed when enough of them show a look-alike class at the
+    object. It only vetoes what it recognises: an object too small or too
+    blurred to be recognised is filed as before.
+    """
+
+    model: str = Field(
+        min_length=1, description="Catalog name or ONNX path of the detector."
+    )
+    veto_classes: list[str] = Field(
+        min_length=1,
+        description="Model classes that are look-alikes, not thrown objects "
+        "(bird, kite, ...).",
+    )
+    min_score: float = Field(
+        default=0.4, ge=0.0, le=1.0, description="Lowest score of a veto detection."
+    )
+    veto_share: float = Field(
+        default=0.5,
+        gt=0.0,
+        le=1.0,
+        description="Share of the crops that must show a veto class at the object.",
+    )
+    crops: int = Field(
+        default=6,
+        ge=1,
+        le=16,
+        description="Crops of the object, from as many frames, given to the "
+        "detector in one batch.",
+    )
+
+
 class ThrowConfig(_Strict):
     enabled: bool = True
     facade_polygon_xy: list[Point] | None = Field(
@@ -121,6 +158,11 @@ class ThrowConfig(_Strict):
     min_fall_s: float = Field(default=0.3, gt=0.0)
     preroll_s: float = Field(default=5.0, ge=0.0)
     postroll_s: float = Field(default=2.0, ge=0.0)
+    second_stage: SecondStageConfig | None = Field(
+        default=None,
+        description="A detector that vetoes look-alikes among the falls; off "
+        "when absent.",
+    )
 
 
 class ClipConfig(_Strict):
