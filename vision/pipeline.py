@@ -16,6 +16,7 @@ from typing import Any
 
 from vision.analyze import Analyzer
 from vision.config import CameraConfig
+from vision.errors import ModelLoadError
 from vision.evidence.objects import ObjectStore
 from vision.evidence.spool import SpoolingStore, never_purge
 from vision.evidence.writer import EvidenceWriter
@@ -46,11 +47,30 @@ def build_analyzers(
 
     analyzers: list[Analyzer] = []
     if camera.throw.enabled:
-        analyzers.append(ThrowAnalyzer(camera))
+        analyzers.append(
+            ThrowAnalyzer(camera, second_stage=_second_stage(camera, load_detector))
+        )
     if camera.rules:
         assert camera.model is not None  # the camera file validator demands it
         analyzers.append(StreetAnalyzer(camera, load_detector(camera.model)))
     return analyzers
+
+
+def _second_stage(camera: CameraConfig, load_detector: DetectorLoader) -> Any:
+    """The detector of the throw analyzer's second stage, if the file asks.
+
+    A model that cannot be loaded stops the camera at start, naming the
+    camera and the block, rather than running it without the stage.
+    """
+    stage = camera.throw.second_stage
+    if stage is None:
+        return None
+    try:
+        return load_detector(stage.model)
+    except ModelLoadError as exc:
+        raise ModelLoadError(
+            f"camera {camera.camera_id}: throw.second_stage.model: {exc}"
+        ) from exc
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,9 @@ blobs (``fall_track``), and, when a track ends, a physics test that asks
 whether it fell like a dropped object seen from below (``fall_fit``). Only
 tracks that pass become events, with the trajectory, the boxes and the point
 the object came from, named by floor and window when the facade is
-calibrated.
+calibrated. An optional second stage (``throw_second_stage``) shows a
+passing fall's object to a detector before it is filed, and vetoes the
+look-alikes it recognises, such as birds.
 
 Frames flagged corrupt by the decoder are counted and never analysed, so
 their smears neither make events nor teach the background. The analyzer also
@@ -43,6 +45,7 @@ from vision.analyze.fall_fit import FallCriteria, FallFit, fit_fall
 from vision.analyze.fall_track import FallTracker, Sighting, Track
 from vision.analyze.motion import MotionProposer, MotionResult, MotionSettings
 from vision.analyze.motion_health import HealthWarning, MotionHealth
+from vision.analyze.throw_second_stage import CropDetector, second_stage_for
 from vision.config import CameraConfig, ThrowConfig
 from vision.errors import FrameError
 from vision.types import Category, Event, Frame, Origin, TimedBox, TrajectoryPoint
@@ -89,7 +92,10 @@ class ThrowAnalyzer:
         *,
         motion: MotionSettings | None = None,
         criteria: FallCriteria | None = None,
+        second_stage: CropDetector | None = None,
     ) -> None:
+        """``second_stage`` is the detector of the camera file's
+        ``throw.second_stage`` block; ``vision.pipeline`` loads it."""
         self.camera = camera
         self.config: ThrowConfig = camera.throw
         self._criteria = criteria
@@ -99,6 +105,8 @@ class ThrowAnalyzer:
         self._tracker: FallTracker | None = None
         self._health: MotionHealth | None = None
         self._events: list[Event] = []
+        # Falls the second stage vetoed: seen again, they are not judged again.
+        self._vetoed: list[tuple[list[TrajectoryPoint], float]] = []
         self._pool: list[_Pending] = []
         self._informative_ts_s: list[float] = []
         self.criteria = criteria or FallCriteria(min_fall_s=self.config.min_fall_s)
@@ -106,6 +114,7 @@ class ThrowAnalyzer:
         self.frames_corrupt = 0
         self.frames_repeated = 0
         self.frames_vetoed = 0
+        self.second_stage = second_stage_for(camera, second_stage)
 
     def process(self, frame: Frame) -> list[Event]:
         """Analyse one frame; returns the throws decided at this frame."""
@@ -121,7 +130,13 @@ class ThrowAnalyzer:
         image, studio_range = _grey_or_colour(frame)
         result = self._proposer.propose(image, frame.ts_s, studio_range=studio_range)
         ended = self._track(frame, result)
-        return self._decide(ended, frame.ts_s)
+        if self.second_stage is None:
+            return self._decide(ended, frame.ts_s)
+        tracks = [*self._tracker.tracks, *ended]
+        self.second_stage.keep(frame.image, tracks, frame.ts_s)
+        events = self._decide(ended, frame.ts_s)
+        self._retain_crops()
+        return events
 
     def finish(self) -> list[Event]:
         """End of the source: decide on the tracks still open."""
@@ -347,13 +362,37 @@ class ThrowAnalyzer:
         self._pool.sort(key=lambda entry: entry.end_ts_s)
         return events
 
+    def _retain_crops(self) -> None:
+        """Crops are needed while a track lives, may be stitched, or waits."""
+        assert self.second_stage is not None and self._tracker is not None
+        track_ids = {t.track_id for t in self._tracker.tracks}
+        track_ids.update(entry.track_id for entry in self._pool)
+        waiting = [s for e in self._pool if e.verdict for s in e.verdict[0]]
+        self.second_stage.retain(track_ids, waiting)
+
     def _file(
         self, track_id: int, sightings: list[Sighting], fit: FallFit, ts_s: float
     ) -> list[Event]:
         if self._is_known(sightings):
             return []
+        stage = self.second_stage.judge(sightings) if self.second_stage else None
+        if stage is not None and stage.vetoed:
+            self._log.info(
+                "throw: track %d not filed: the second stage saw %s at the object "
+                "in %d of %d crops (share %.2f)",
+                track_id,
+                stage.veto_class,
+                stage.veto_crops,
+                stage.crops,
+                stage.veto_share,
+                extra={"camera_id": self.camera.camera_id},
+            )
+            self._vetoed = [*self._vetoed[-4:], (points(sightings), sightings[-1].ts_s)]
+            return []
         detected_ts_s = ts_s if not math.isnan(ts_s) else sightings[-1].ts_s
         event = self._event(track_id, sightings, fit, detected_ts_s)
+        if stage is not None:
+            event.details.update(stage.details())
         self._log.info(
             "throw: track %d fell %.2f s from (%.0f, %.0f)",
             track_id,
@@ -366,14 +405,15 @@ class ThrowAnalyzer:
         return [event]
 
     def _is_known(self, sightings: list[Sighting]) -> bool:
-        """The same object already filed, seen again or seen in part."""
+        """The same object already filed (or vetoed), seen again or in part."""
         first = sightings[0]
-        for event in self._events[-5:]:
-            if overlaps(event.trajectory, sightings):
+        known = [(e.trajectory, e.ended_ts_s) for e in self._events[-5:]]
+        for trajectory, ended_ts_s in known + self._vetoed[-5:]:
+            if overlaps(trajectory, sightings):
                 return True
-            after_s = first.ts_s - event.ended_ts_s
+            after_s = first.ts_s - ended_ts_s
             if 0 <= after_s <= _SAME_OBJECT_S and first.y >= (
-                event.trajectory[-1].y - 2 * first.size_px
+                trajectory[-1].y - 2 * first.size_px
             ):
                 return True
         return False
