@@ -288,18 +288,50 @@ def throw_sweep(
     shared: Annotated[
         Path | None, typer.Option(help="Shared data folder; default ../shared.")
     ] = None,
+    second_stage: Annotated[
+        str | None,
+        typer.Option(
+            help="Run the throw analyzer's second stage with this detector "
+            "(catalog name or ONNX file)."
+        ),
+    ] = None,
+    veto_class: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A class the second stage vetoes (repeatable; default bird, kite)."
+        ),
+    ] = None,
 ) -> None:
     """Throw recall vs size, height, tilt and fps; false alarms per distractor."""
-    from eval.throw_sweep import SweepPlan, describe_machine, run_sweep, write_report
+    from eval.throw_sweep import (
+        DEFAULT_VETO_CLASSES,
+        StageSpec,
+        SweepPlan,
+        describe_machine,
+        run_sweep,
+        write_report,
+    )
 
     def run() -> dict[str, Path]:
         if quick:
             plan = SweepPlan.quick(seeds=seeds or 2, processes=processes)
         else:
             plan = SweepPlan(seeds=seeds or 10, processes=processes)
+        stage = None
+        if second_stage is not None:
+            model_dir, mirror_dir, _ = _dirs()
+            stage = StageSpec.resolve(
+                second_stage,
+                tuple(veto_class or DEFAULT_VETO_CLASSES),
+                model_dir=model_dir,
+                mirror_dir=mirror_dir,
+            )
+        elif veto_class:
+            raise ValueError("--veto-class: needs --second-stage MODEL")
         report = run_sweep(
             shared or _shared_dir(),
             plan,
+            stage=stage,
             on_progress=lambda done, total: typer.echo(
                 f"throw-sweep: {done}/{total}", err=True
             ),

@@ -21,6 +21,12 @@ fresh instance of the distractor appears every few seconds (a bird crossing,
 a leaf drifting down, a gust of rain, lights switching, a shaking camera).
 False alarms are reported per camera-hour of stream time.
 
+With a second stage (``StageSpec``: a detector and the classes it vetoes),
+every analyzer is built as a camera worker builds it, by
+``vision.pipeline.build_analyzers`` from a camera whose ``throw.second_stage``
+block names the model, so recall and false alarms are measured with the
+stage on; the falls and distractors it vetoed are counted beside them.
+
 Work runs in a pool of processes, one OpenCV thread each.
 """
 
@@ -46,15 +52,16 @@ from eval.synth_throw import (
     DISTRACTORS,
     SynthSpec,
     SynthTruth,
-    analyze,
     load_background,
     placed,
     render,
     score_clip,
     with_whole_fall,
 )
+from models.catalog import ModelSpec, resolve_model
 from vision.analyze.throw import ThrowAnalyzer
-from vision.config import CameraConfig
+from vision.config import CameraConfig, SecondStageConfig, ThrowConfig
+from vision.errors import ConfigError
 from vision.types import Event, Frame
 
 logger = logging.getLogger(__name__)
@@ -74,6 +81,8 @@ RECALL_TARGET_MIN_SIZE_PX = 6.0
 STREAM_RESOLUTION_WH = (640, 360)
 STREAM_FPS = 25.0
 _NOISE_PLANES = 32
+# Look-alikes a COCO model recognises that fall past a facade.
+DEFAULT_VETO_CLASSES = ("bird", "kite")
 
 
 @dataclass(frozen=True)
@@ -115,6 +124,39 @@ class SweepPlan:
 
 
 @dataclass(frozen=True)
+class StageSpec:
+    """The throw analyzer's second stage in a sweep: its block and model file.
+
+    ``config.model`` is the resolved file, so worker processes load it
+    without pulling.
+    """
+
+    config: SecondStageConfig
+    model: ModelSpec
+
+    @classmethod
+    def resolve(
+        cls,
+        model: str,
+        veto_classes: tuple[str, ...] = DEFAULT_VETO_CLASSES,
+        *,
+        model_dir: Path,
+        mirror_dir: Path | None = None,
+    ) -> StageSpec:
+        """Find (and pull) the model once, before the worker processes start."""
+        spec = resolve_model(model, model_dir=model_dir, mirror_dir=mirror_dir)
+        unknown = set(veto_classes) - set(spec.class_names or veto_classes)
+        if unknown:
+            raise ConfigError(
+                f"model {model} has no class {', '.join(sorted(unknown))} to veto"
+            )
+        config = SecondStageConfig(
+            model=str(spec.path), veto_classes=list(veto_classes)
+        )
+        return cls(config=config, model=replace(spec, name=spec.name or model))
+
+
+@dataclass(frozen=True)
 class ThrowTask:
     """One throw clip: the axis swept, its value and the rendered spec."""
 
@@ -123,6 +165,7 @@ class ThrowTask:
     value: float
     spec: SynthSpec
     postroll_s: float
+    stage: StageSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -134,6 +177,7 @@ class StreamTask:
     chunk: int
     duration_s: float
     episode_s: float
+    stage: StageSpec | None = None
 
 
 @dataclass
@@ -142,6 +186,7 @@ class SweepReport:
     throws: list[dict[str, Any]] = field(default_factory=list)
     streams: list[dict[str, Any]] = field(default_factory=list)
     wall_s: float = 0.0
+    stage: StageSpec | None = None
 
 
 # Placing a fall on the facade.
@@ -183,7 +228,9 @@ def aimed(
     return with_whole_fall(replace(spec, duration_s=6.0))
 
 
-def throw_tasks(shared_dir: Path, plan: SweepPlan) -> list[ThrowTask]:
+def throw_tasks(
+    shared_dir: Path, plan: SweepPlan, stage: StageSpec | None = None
+) -> list[ThrowTask]:
     """Every throw clip of the plan: axis x value x seed x object grey."""
     tasks = []
     base = SynthSpec()
@@ -199,6 +246,7 @@ def throw_tasks(shared_dir: Path, plan: SweepPlan) -> list[ThrowTask]:
                             float(value),
                             replace(spec, object_grey=grey),
                             plan.postroll_s,
+                            stage,
                         )
                     )
     return tasks
@@ -221,7 +269,9 @@ def run_throw(task: ThrowTask) -> dict[str, Any]:
     """Render, analyse and score one fall."""
     spec = task.spec
     frames, truth = render(spec, load_background(task.shared_dir, spec.resolution_wh))
-    events = analyze(frames)
+    analyzer = throw_analyzer("synth", task.stage)
+    events = [event for frame in frames for event in analyzer.process(frame)]
+    events += analyzer.finish()
     row: dict[str, Any] = {
         "axis": task.axis,
         "value": task.value,
@@ -230,6 +280,7 @@ def run_throw(task: ThrowTask) -> dict[str, Any]:
         "tilt_deg": round(spec.tilt_deg, 1),
         "distance_m": round(spec.distance_m, 1),
         **score_clip(events, truth),
+        "vetoed": _vetoed(analyzer),
     }
     return row | _alert_times(events, truth, spec.fps, task.postroll_s)
 
@@ -270,7 +321,9 @@ def _alert_times(
 # Distractor-only streams.
 
 
-def stream_tasks(shared_dir: Path, plan: SweepPlan) -> list[StreamTask]:
+def stream_tasks(
+    shared_dir: Path, plan: SweepPlan, stage: StageSpec | None = None
+) -> list[StreamTask]:
     """Chunks covering ``distractor_s`` of stream per kind, and mixed."""
     tasks = []
     for kind in (*DISTRACTORS, MIXED):
@@ -278,7 +331,9 @@ def stream_tasks(shared_dir: Path, plan: SweepPlan) -> list[StreamTask]:
         while left_s > 1e-6:
             duration_s = min(plan.chunk_s, left_s)
             tasks.append(
-                StreamTask(shared_dir, kind, chunk, duration_s, plan.episode_s)
+                StreamTask(
+                    shared_dir, kind, chunk, duration_s, plan.episode_s, stage
+                )
             )
             left_s -= duration_s
             chunk += 1
@@ -338,7 +393,7 @@ def run_stream(task: StreamTask) -> dict[str, Any]:
     started = time.perf_counter()
     seed = stream_seed(task.kind, task.chunk)
     background = load_background(task.shared_dir, STREAM_RESOLUTION_WH)
-    analyzer = ThrowAnalyzer(CameraConfig(camera_id=f"synth-{task.kind}"))
+    analyzer = throw_analyzer(f"synth-{task.kind}", task.stage)
     events, frames = [], 0
     for frame in distractor_frames(
         task.kind,
@@ -357,8 +412,43 @@ def run_stream(task: StreamTask) -> dict[str, Any]:
         "stream_s": frames / STREAM_FPS,
         "false_alarms": len(events),
         "false_alarm_ts_s": [round(e.started_ts_s, 2) for e in events],
+        "vetoed": _vetoed(analyzer),
         "wall_s": round(time.perf_counter() - started, 2),
     }
+
+
+def throw_analyzer(camera_id: str, stage: StageSpec | None) -> ThrowAnalyzer:
+    """The analyzer a camera worker would run, with the stage if given."""
+    from vision.pipeline import build_analyzers
+
+    throw = ThrowConfig(second_stage=stage.config if stage else None)
+    camera = CameraConfig(camera_id=camera_id, throw=throw)
+    analyzer = build_analyzers(camera, lambda _path: _stage_detector(stage))[0]
+    assert isinstance(analyzer, ThrowAnalyzer)
+    return analyzer
+
+
+_DETECTORS: dict[Path, Any] = {}
+
+
+def _stage_detector(stage: StageSpec | None) -> Any:
+    """One detector per worker process, on one thread like OpenCV."""
+    from vision.detect.detector import Detector
+
+    assert stage is not None  # asked for only when the camera has the block
+    spec = stage.model
+    if spec.path not in _DETECTORS:
+        _DETECTORS[spec.path] = Detector.from_file(
+            spec.path,
+            class_names=spec.class_names,
+            input_size_px=spec.input_size_px,
+            intra_op_threads=1,
+        )
+    return _DETECTORS[spec.path]
+
+
+def _vetoed(analyzer: ThrowAnalyzer) -> int:
+    return analyzer.second_stage.vetoed if analyzer.second_stage else 0
 
 
 # Running the plan.
@@ -368,13 +458,15 @@ def run_sweep(
     shared_dir: Path,
     plan: SweepPlan,
     *,
+    stage: StageSpec | None = None,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> SweepReport:
-    """Every throw clip and distractor chunk of the plan, in a process pool."""
+    """Every throw clip and distractor chunk of the plan, in a process pool;
+    with ``stage``, the throw analyzer runs its second stage."""
     started = time.perf_counter()
-    streams = stream_tasks(shared_dir, plan)
-    throws = throw_tasks(shared_dir, plan)
-    report = SweepReport(plan=plan)
+    streams = stream_tasks(shared_dir, plan, stage)
+    throws = throw_tasks(shared_dir, plan, stage)
+    report = SweepReport(plan=plan, stage=stage)
     total, done = len(streams) + len(throws), 0
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(
@@ -449,6 +541,7 @@ def false_alarm_table(report: SweepReport) -> list[dict[str, Any]]:
                 "frames": sum(r["frames"] for r in chunks),
                 "false_alarms": alarms,
                 "per_camera_hour": round(alarms / hours, 2) if hours else None,
+                "vetoed": sum(r.get("vetoed", 0) for r in chunks),
                 "wall_s": round(sum(r["wall_s"] for r in chunks), 1),
             }
         )
@@ -504,6 +597,7 @@ def write_report(report: SweepReport, out: Path, *, machine: str) -> dict[str, P
     }
     summary = {
         "plan": report.plan.__dict__,
+        "second_stage": _stage_summary(report),
         "wall_s": report.wall_s,
         "machine": machine,
         "targets": targets(report),
@@ -515,6 +609,18 @@ def write_report(report: SweepReport, out: Path, *, machine: str) -> dict[str, P
     paths["markdown"] = out / "README.md"
     paths["markdown"].write_text(render_markdown(report, machine=machine), "utf-8")
     return paths
+
+
+def _stage_summary(report: SweepReport) -> dict[str, Any] | None:
+    """The stage's settings and what it vetoed; None when it was off."""
+    if report.stage is None:
+        return None
+    return {
+        **report.stage.config.model_dump(mode="json"),
+        "model": report.stage.model.name,
+        "vetoed_falls": sum(r.get("vetoed", 0) for r in report.throws),
+        "vetoed_distractors": sum(r.get("vetoed", 0) for r in report.streams),
+    }
 
 
 def plot_recall(report: SweepReport, axis: str, path: Path) -> Path:
@@ -561,7 +667,8 @@ def render_markdown(report: SweepReport, *, machine: str) -> str:
         f"{STREAM_RESOLUTION_WH[0]}x{STREAM_RESOLUTION_WH[1]} "
         f"{STREAM_FPS:g} fps, a fresh instance every {plan.episode_s:g} s, "
         f"analysed in runs of {plan.chunk_s / 60:g} min.",
-        "Regenerate: `citywatch eval throw-sweep --out docs/throw_sweep`.",
+        f"Regenerate: `citywatch eval throw-sweep {_regenerate_options(report)}`.",
+        *_stage_lines(report),
         "",
         "Each axis is swept with the others at their defaults: an 8 px object "
         "at 25 fps in 640x360, released 15-45 m above a camera 8-20 m from the "
@@ -605,6 +712,28 @@ def render_markdown(report: SweepReport, *, machine: str) -> str:
     for axis in AXES:
         lines += _axis_section(report, axis)
     return "\n".join(lines) + "\n"
+
+
+def _regenerate_options(report: SweepReport) -> str:
+    if report.stage is None:
+        return "--out docs/throw_sweep"
+    vetoes = "".join(f" --veto-class {c}" for c in report.stage.config.veto_classes)
+    return f"--second-stage {report.stage.model.name}{vetoes}"
+
+
+def _stage_lines(report: SweepReport) -> list[str]:
+    summary = _stage_summary(report)
+    if summary is None:
+        return []
+    return [
+        "",
+        f"Second stage on: {summary['model']} on {summary['crops']} crops of "
+        f"each fall that passed physics, vetoing "
+        f"{', '.join(summary['veto_classes'])} at score >= {summary['min_score']:g} "
+        f"in {summary['veto_share']:g} of the crops. It vetoed "
+        f"{summary['vetoed_falls']} candidates on the fall clips and "
+        f"{summary['vetoed_distractors']} on the distractor streams.",
+    ]
 
 
 def _false_alarm_times(report: SweepReport) -> list[str]:
