@@ -5,9 +5,11 @@ the reviewer's token, and only inside the reviewer's areas."""
 from __future__ import annotations
 
 import statistics
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
@@ -20,6 +22,9 @@ pytestmark = pytest.mark.slow
 
 STREET_TICKETS = [1, 2, 3, 4]
 THROW_TICKET = 5
+PAGE_SIZE = 50  # tickets a read of the queue asks for (queue.js)
+READ_ON_WITHIN = 10  # tickets left ahead when the page reads on (queue.js)
+POLL_S = 20  # how often the page re-reads the head of the queue (queue.js)
 
 
 def queue_ids(page: Any) -> list[int]:
@@ -168,6 +173,25 @@ def test_a_user_of_another_area_sees_none_of_it(
         assert refused.status_code == 404
 
 
+def test_a_refresh_rereads_the_head_of_the_queue_only(
+    service: Service, open_page: Any
+) -> None:
+    page = open_page()
+    sign_in(page, "rita")
+    wait_current(page, 1)
+    # Meanwhile a colleague decides ticket 3, and a camera files another.
+    with service.api("rita") as client:
+        decided = client.post("/api/tickets/3/review", json={"decision": "confirm"})
+        assert decided.status_code == 200
+    (filed,) = _refile_street_events(service, 1)
+
+    page.evaluate("window.citywatchQueue.refresh()")
+
+    assert queue_ids(page) == [1, 2, 4, THROW_TICKET, filed]
+    assert page.locator("#queue-count").text_content() == "5"
+    assert page.evaluate("document.body.dataset.current") == "1"
+
+
 def test_signing_in_with_a_wrong_password_says_so(
     service: Service, open_page: Any
 ) -> None:
@@ -214,7 +238,9 @@ def test_clearing_a_hundred_tickets_needs_no_page_reload(
     page = open_page()
     sign_in(page, "rita")
     page.evaluate("window.sameDocument = 'kept'")
-    assert queue_ids(page) == expected
+    # The first page is listed; the rest is read as the reviewer gets to it.
+    assert queue_ids(page) == expected[:PAGE_SIZE]
+    assert page.locator("#queue-count").text_content() == "100"
 
     for index, ticket_id in enumerate(expected):
         # The reviewer decides once the ticket's clip plays, as a person would.
@@ -252,3 +278,61 @@ def test_clearing_a_hundred_tickets_needs_no_page_reload(
         assert pending.json()["total"] == 0
         rejected = client.get("/api/tickets", params={"state": "rejected"})
         assert rejected.json()["total"] == 25
+
+
+def test_a_queue_longer_than_a_page_is_read_as_the_reviewer_goes(
+    service: Service, open_page: Any
+) -> None:
+    expected = [*STREET_TICKETS, THROW_TICKET, *_refile_street_events(service, 115)]
+    with service.api("rita") as client:
+        whole = client.get("/api/review-queue", params={"limit": 200}).json()
+    assert [item["id"] for item in whole["items"]] == expected
+    cursors = [item["cursor"] for item in whole["items"]]
+    page = open_page()
+    reads: list[dict[str, str]] = []  # the query of each read of the queue
+
+    def log_read(request: Any) -> None:
+        address = urlsplit(request.url)
+        if address.path == "/api/review-queue":
+            reads.append(dict(parse_qsl(address.query)))
+
+    page.on("request", log_read)
+    began = time.monotonic()
+    sign_in(page, "rita")
+    wait_current(page, expected[0])
+
+    assert reads == [{"limit": str(PAGE_SIZE)}]
+    assert queue_ids(page) == expected[:PAGE_SIZE]
+    assert page.locator("#queue-count").text_content() == "120"
+
+    # Deciding until a few are left of the page: then it reads the next.
+    last_of_page = PAGE_SIZE - READ_ON_WITHIN
+    for index, ticket_id in enumerate(expected[:last_of_page]):
+        wait_current(page, ticket_id)
+        if index == last_of_page - 1:
+            assert len(reads) == 1  # not yet
+        page.keyboard.press("c")
+    wait_current(page, expected[last_of_page])
+    page.wait_for_function(
+        "n => window.citywatchQueue.state.queue.length > n", arg=READ_ON_WITHIN
+    )
+    assert reads[1] == {"limit": str(PAGE_SIZE), "after": cursors[PAGE_SIZE - 1]}
+
+    for ticket_id in expected[last_of_page:]:
+        wait_current(page, ticket_id)
+        page.keyboard.press("c")
+    wait_settled(page, len(expected))
+
+    assert page.locator("#all-clear").is_visible()
+    assert page.locator("#queue-count").text_content() == "0"
+    # One read behind each page; the rest are the re-reads every 20 s (the
+    # head, and what came in behind the end).
+    onward = [r["after"] for r in reads if "after" in r]
+    assert onward[:2] == [cursors[PAGE_SIZE - 1], cursors[2 * PAGE_SIZE - 1]]
+    assert set(onward[2:]) <= {cursors[-1]}
+    head_rereads = len(reads) - len(onward) - 1
+    assert head_rereads <= (time.monotonic() - began) / POLL_S + 1
+    assert all(r["limit"] == str(PAGE_SIZE) for r in reads)
+    with service.api("rita") as client:
+        waiting = client.get("/api/review-queue").json()
+        assert waiting == {"items": [], "total": 0, "next": None}

@@ -94,18 +94,6 @@ export function me() {
   return getJson("/api/users/me");
 }
 
-// Every ticket matching the filters, in the API's order (newest first),
-// read page by page.
-export async function listAll(params = {}, pageSize = 500) {
-  const items = [];
-  for (let offset = 0; ; offset += pageSize) {
-    const query = new URLSearchParams({ ...params, limit: pageSize, offset });
-    const page = await getJson(`/api/tickets?${query}`);
-    items.push(...page.items);
-    if (items.length >= page.total || page.items.length === 0) return items;
-  }
-}
-
 // One evidence object as an object URL; the caller revokes it.
 export async function evidenceBlobUrl(url, signal, priority = "auto") {
   const response = await fetch(url, { headers: authorized(), signal, priority });

@@ -2,12 +2,18 @@
 // the keyboard. Each decision is a POST to the same API integrations use;
 // the page moves on at once and the request runs behind it, so the reviewer
 // never waits for the network. The next ticket's evidence is fetched ahead.
+//
+// The server hands out the queue a page at a time (keyset pages: deciding a
+// ticket never shifts the ones behind it). The page reads the first page,
+// reads on when the reviewer nears the end of what it holds, and refreshes
+// by re-reading the head of the queue, never the whole backlog.
 
-import { act, getJson, listAll, requireSignIn, roundTrips } from "./api.js";
+import { act, getJson, requireSignIn, roundTrips } from "./api.js";
 import { EvidencePlayer, prepareEvidence, releaseEvidence } from "./player.js";
-import { REJECTION_REASONS, areaText, ago, el, hasRole, header, label, showError, when } from "./ui.js";
+import { REJECTION_REASONS, areaText, ago, el, header, label, showError, when } from "./ui.js";
 
-const REVIEW_STATES = ["pending_review", "reopened"];
+const PAGE_SIZE = 50;
+const READ_ON_WITHIN = 10; // tickets left ahead when the next page is read
 const PRELOAD_AHEAD = 2;
 const POLL_S = 20;
 
@@ -18,8 +24,13 @@ document.body.dataset.loads = String(loads);
 
 const state = {
   user: null,
-  queue: [], // TicketPublic, oldest first
+  queue: [], // QueuedTicket, oldest first: the part of the queue read so far
   index: 0,
+  after: null, // cursor of the last ticket read: the next page starts behind it
+  atEnd: false, // the last read reached the end of the queue
+  total: 0, // tickets waiting in all, as the server last counted them
+  reading: Promise.resolve(), // reads of the queue, one after the other
+  readingOn: false,
   selected: new Set(),
   decided: new Set(), // ids acted on here: never shown again
   cache: new Map(), // id -> Promise<{detail, prepared}>
@@ -29,7 +40,7 @@ const state = {
   failures: 0,
 };
 // For the people and tests watching the page.
-window.citywatchQueue = { state, roundTrips };
+window.citywatchQueue = { state, roundTrips, refresh: () => refresh() };
 
 const player = new EvidencePlayer(document.querySelector(".evidence"));
 const hiddenPreload = el("video", { muted: true, preload: "auto", hidden: true });
@@ -41,22 +52,90 @@ function current() {
 
 // --- loading -----------------------------------------------------------------
 
-async function loadQueue() {
-  const lists = await Promise.all(REVIEW_STATES.map((s) => listAll({ state: s })));
-  return lists
-    .flat()
-    .filter((t) => hasRole(state.user, "reviewer", t.area_path))
-    .sort((a, b) => a.created_at.localeCompare(b.created_at) || a.id - b.id);
+function readPage(after = null) {
+  const query = new URLSearchParams({ limit: PAGE_SIZE });
+  if (after) query.set("after", after);
+  return getJson(`/api/review-queue?${query}`);
 }
 
-async function refresh() {
-  const fresh = await loadQueue();
-  const known = new Set(state.queue.map((t) => t.id));
-  const added = fresh.filter((t) => !known.has(t.id) && !state.decided.has(t.id));
+// Reads run one at a time, so two never append the same tickets.
+function serially(read) {
+  const next = state.reading.then(read);
+  state.reading = next.catch(() => {});
+  return next;
+}
+
+function isNew(ticket) {
+  return !state.queue.some((t) => t.id === ticket.id) && !state.decided.has(ticket.id);
+}
+
+// The next page, behind the last ticket read.
+async function readOn() {
+  const page = await readPage(state.after);
   const wasEmpty = state.queue.length === 0;
-  state.queue.push(...added);
-  if (wasEmpty && added.length) show();
-  else renderList();
+  state.queue.push(...page.items.filter(isNew));
+  if (page.items.length) state.after = page.items.at(-1).cursor;
+  state.atEnd = page.next === null;
+  updated(wasEmpty);
+}
+
+function readOnIfNearTheEnd() {
+  if (state.atEnd || state.readingOn) return;
+  if (state.queue.length - state.index > READ_ON_WITHIN) return;
+  state.readingOn = true;
+  serially(readOn).then(
+    () => {
+      state.readingOn = false;
+      readOnIfNearTheEnd(); // decided faster than the page came
+    },
+    (error) => {
+      state.readingOn = false; // tried again on the next move or refresh
+      showStatus(`The queue could not be read: ${error.message}`, true);
+    },
+  );
+}
+
+// Re-reads the head of the queue: tickets decided elsewhere leave, reopened
+// or new ones join in their place; at the end of the queue, also what came
+// in behind it.
+async function refresh() {
+  await serially(async () => {
+    const page = await readPage();
+    const wasEmpty = state.queue.length === 0;
+    mergeHead(page);
+    updated(wasEmpty);
+  });
+  if (state.atEnd) await serially(readOn);
+}
+
+function mergeHead(page) {
+  const shown = current();
+  const fresh = new Set(page.items.map((t) => t.id));
+  // The page covers the queue up to its last ticket (all of it at the end).
+  const through = page.next === null ? null : page.items.at(-1).cursor;
+  const covered = (t) => through === null || t.cursor <= through;
+  state.queue = state.queue.filter((t) => t === shown || fresh.has(t.id) || !covered(t));
+  // Behind the last ticket read, tickets join by reading on, in order.
+  const reached = (t) => state.atEnd || (state.after !== null && t.cursor <= state.after);
+  const joining = page.items.filter((t) => isNew(t) && reached(t));
+  state.queue.push(...joining);
+  state.queue.sort((a, b) => (a.cursor < b.cursor ? -1 : a.cursor > b.cursor ? 1 : 0));
+  if (state.atEnd && page.items.length && (state.after === null || page.items.at(-1).cursor > state.after)) {
+    state.after = page.items.at(-1).cursor;
+    state.atEnd = page.next === null;
+  }
+  state.total = page.total;
+  state.index = shown ? state.queue.indexOf(shown) : Math.min(state.index, Math.max(0, state.queue.length - 1));
+}
+
+function updated(wasEmpty) {
+  if (wasEmpty && state.queue.length) {
+    show(); // reads on, too, when near the end
+    return;
+  }
+  renderList();
+  preloadAround(); // a ticket just behind the current one may be new
+  readOnIfNearTheEnd();
 }
 
 // The ticket's detail and evidence, fetched once; ``ahead`` marks fetches for
@@ -146,6 +225,7 @@ function show() {
       showStatus(`Ticket ${ticket.id} could not be read: ${error.message}`, true);
     });
   preloadAround();
+  readOnIfNearTheEnd();
 }
 
 function renderFacts(ticket) {
@@ -163,7 +243,7 @@ function renderFacts(ticket) {
 
 function renderList() {
   const list = $("queue");
-  $("queue-count").textContent = String(state.queue.length);
+  $("queue-count").textContent = String(Math.max(state.total, state.queue.length));
   list.replaceChildren(
     ...state.queue.map((ticket, i) =>
       el(
@@ -244,6 +324,7 @@ function decide(tickets, body, verb) {
     state.selected.delete(id);
     state.decided.add(id);
   }
+  state.total = Math.max(0, state.total - tickets.length);
   const before = [...at.values()].filter((i) => i < position).length;
   state.index = Math.min(position - before, Math.max(0, state.queue.length - 1));
   const sent = tickets.map((ticket) => send(ticket, body, verb, at.get(ticket.id)));
@@ -267,6 +348,7 @@ async function send(ticket, body, verb, position) {
     } else {
       // Not decided after all: put it back where it was, to try again.
       state.decided.delete(ticket.id);
+      state.total += 1;
       state.queue.splice(Math.min(position, state.queue.length), 0, ticket);
       if (state.queue.length === 1) state.index = 0;
       else if (position <= state.index) state.index += 1;
@@ -387,7 +469,11 @@ async function main() {
     showStatus("You can look at tickets, but reviewing needs the reviewer role.", true);
   }
   try {
-    state.queue = await loadQueue();
+    const page = await readPage();
+    state.queue = page.items;
+    state.after = page.items.at(-1)?.cursor ?? null;
+    state.atEnd = page.next === null;
+    state.total = page.total;
   } catch (error) {
     showError(document.querySelector(".review"), error);
     return;
