@@ -24,7 +24,7 @@ from vision.config import (
     load_camera_file,
 )
 from vision.detect.detector import Detector
-from vision.errors import ConfigError, ModelLoadError
+from vision.errors import ConfigError, FrameError, ModelLoadError
 from vision.ingest.sources import VideoSource
 from vision.pipeline import build_analyzers
 from vision.types import Event, Frame
@@ -240,6 +240,26 @@ def test_what_the_detector_does_not_recognise_at_the_object_is_filed(
     assert len(events) == 1
     assert events[0].details["second_stage"] == "passed"
     assert events[0].details["second_stage_seen"] == seen
+
+
+class FailingDetector(StubDetector):
+    def detect_batch(
+        self, images: Sequence[np.ndarray], *, min_score: float
+    ) -> list[sv.Detections]:
+        raise FrameError("model.onnx: inference failed on input [6, 3, 640, 640]")
+
+
+def test_a_fall_is_filed_unchecked_when_the_detector_fails(
+    ball_frames: list[Frame], caplog: pytest.LogCaptureFixture
+) -> None:
+    detector = FailingDetector(NOTHING)
+
+    with caplog.at_level(logging.WARNING):
+        events = run(ThrowAnalyzer(staged_camera(), second_stage=detector), ball_frames)
+
+    assert len(events) == 1
+    assert events[0].details["second_stage"] == "failed"
+    assert "tower-7: throw second stage failed, fall filed unchecked" in caplog.text
 
 
 def test_crops_are_kept_only_while_the_stage_is_on(
