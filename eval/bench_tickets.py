@@ -1,4 +1,5 @@
-"""Ticket service benchmark on PostgreSQL: a reviewer's queue page and filing.
+"""Ticket service benchmark on PostgreSQL: what the review pages ask for,
+and filing.
 
 Creates a scratch database (dropped at the end) on the server named by
 ``--server-url``, fills it with ``--tickets`` tickets spread over 100 grids
@@ -6,12 +7,13 @@ of a three-level area tree, then reports:
 
 - filing throughput: events filed one by one through ``api.filing`` (the
   path a camera worker takes, duplicate check included), tickets per second;
-- the 50th/95th-percentile time to fetch a reviewer's queue page (first 50
-  pending tickets of their community, newest first, with the total) through
-  the HTTP API, signed in with a bearer token;
-- the time the review page takes to load its whole queue as it does in the
-  browser (every ticket waiting for review in the reviewer's areas, 500 per
-  request), and how many tickets that is.
+- the 50th/95th-percentile time of the review page's first load (the first
+  50 tickets of a reviewer's queue with the count of all that wait, for a
+  reviewer of one community) and of reading on behind a cursor;
+- the 50th/95th-percentile time of the area overview's counts, for that
+  community and for a user of the whole city.
+
+Every request goes through the HTTP API, signed in with a bearer token.
 
 Run: ``python -m eval.bench_tickets`` (PostgreSQL at 127.0.0.1:5432).
 """
@@ -52,10 +54,11 @@ GRIDS = [
     for g in range(5)
 ]
 REVIEWER_AREA = "office-2/community-1"
-# What the review page asks for (api/web/static/queue.js): each state
-# waiting for review, read whole, this many tickets a request.
-QUEUE_STATES = ("pending_review", "reopened")
-QUEUE_PAGE_SIZE = 500
+# Tickets a read of the review queue asks for (api/web/static/queue.js).
+QUEUE_PAGE_SIZE = 50
+# Deadlines of tickets past review, after detection: some have passed.
+DEADLINES = [timedelta(hours=1), timedelta(hours=12), timedelta(days=3)]
+WARM_UP_REQUESTS = 10  # not timed: they fill caches and the pool
 
 
 @dataclass(frozen=True)
@@ -63,9 +66,11 @@ class TicketBench:
     tickets: int  # in the database when measured
     fill_s: float
     filing_per_s: float
-    page_ms: list[float]  # one 50-ticket page of the queue, each request
-    queue_load_ms: list[float]  # the whole queue as the page loads it
-    queue_tickets: int
+    queue_first_ms: list[float]  # the review page's first load, each request
+    queue_next_ms: list[float]  # reading on behind a cursor, each request
+    queue_tickets: int  # waiting for the reviewer
+    overview_ms: list[float]  # the overview of the reviewer's community
+    city_overview_ms: list[float]  # the overview of a whole-city user
 
 
 def _event(n: int, area_path: str) -> Event:
@@ -90,13 +95,15 @@ def _bulk_rows(start: int, count: int, rng: random.Random) -> list[dict[str, Any
     for n in range(start, start + count):
         area = rng.choice(GRIDS)
         event = _event(n, area)
+        state = rng.choice(STATES)
+        reviewed = state != "pending_review"
         rows.append(
             {
                 "event_id": event.event_id,
                 "camera_id": event.camera_id,
                 "area_path": area,
                 "category": str(event.category),
-                "state": rng.choice(STATES),
+                "state": state,
                 "rule": "bench",
                 "track_id": n,
                 "score": 1.0,
@@ -110,6 +117,9 @@ def _bulk_rows(start: int, count: int, rng: random.Random) -> list[dict[str, Any
                 "updated_at": event.detected_at,
                 "last_seen_at": event.detected_at,
                 "duplicate_count": 0,
+                "due_at": event.detected_at + rng.choice(DEADLINES)
+                if reviewed
+                else None,
             }
         )
     return rows
@@ -150,10 +160,9 @@ def _fill(url: str, total: int, filed: int, rng: random.Random) -> float:
     return filed / elapsed_s
 
 
-def _measure_queue(
-    url: str, pages: int, rng: random.Random
-) -> tuple[list[float], list[float], int]:
-    """Page latencies, whole-queue load times, and the queue's length."""
+def _measure_pages(url: str, requests: int) -> dict[str, Any]:
+    """Request times (ms) of what the review pages ask for, and the length
+    of the reviewer's queue."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from fastapi.testclient import TestClient
@@ -167,51 +176,61 @@ def _measure_queue(
         notifier=MemoryNotifier(),
         dispatch_config=DispatchConfig(),
     )
-    with factory() as session:
-        user = users.create_user(
-            session, "bench-reviewer", [("reviewer", REVIEWER_AREA)]
-        )
-        token = auth.issue_token(user, app.state.token_secret, 3600)
-    headers = {"Authorization": f"Bearer {token}"}
-    latencies = []
-    loads = []
-    with TestClient(app, headers=headers) as client:
-        for index in range(pages + 10):
-            offset = rng.choice([0, 0, 0, 50, 100])
-            began = time.perf_counter()
-            response = client.get(
-                "/api/tickets",
-                params={"state": "pending_review", "limit": 50, "offset": offset},
-            )
-            elapsed_ms = (time.perf_counter() - began) * 1000
-            response.raise_for_status()
-            if index >= 10:  # the first requests warm caches and the pool
-                latencies.append(elapsed_ms)
-        for _ in range(max(3, pages // 20)):
-            began = time.perf_counter()
-            queue_tickets = len(_load_queue(client))
-            loads.append((time.perf_counter() - began) * 1000)
+    reviewer = _sign_in(app, factory, "bench-reviewer", "reviewer", REVIEWER_AREA)
+    city = _sign_in(app, factory, "bench-city", "read_only", "")
+    first_page = {"limit": str(QUEUE_PAGE_SIZE)}
+    with TestClient(app) as client:
+        first = _get(client, reviewer, "/api/review-queue", first_page)
+        pages_on = [first_page | {"after": item["cursor"]} for item in first["items"]]
+        figures = {
+            "queue_first_ms": _time(
+                client, reviewer, "/api/review-queue", requests, [first_page]
+            ),
+            "queue_next_ms": _time(
+                client, reviewer, "/api/review-queue", requests, pages_on
+            ),
+            "queue_tickets": int(first["total"]),
+            "overview_ms": _time(client, reviewer, "/api/overview", requests),
+            "city_overview_ms": _time(client, city, "/api/overview", requests),
+        }
     engine.dispose()
-    return latencies, loads, queue_tickets
+    return figures
 
 
-def _load_queue(client: Any) -> list[dict[str, Any]]:
-    """Every ticket waiting for review, requested as the review page does."""
-    items: list[dict[str, Any]] = []
-    for state in QUEUE_STATES:
-        offset = 0
-        while True:
-            response = client.get(
-                "/api/tickets",
-                params={"state": state, "limit": QUEUE_PAGE_SIZE, "offset": offset},
-            )
-            response.raise_for_status()
-            page = response.json()
-            items += page["items"]
-            offset += QUEUE_PAGE_SIZE
-            if offset >= page["total"] or not page["items"]:
-                break
-    return items
+def _sign_in(
+    app: Any, factory: Any, username: str, role: str, area_path: str
+) -> dict[str, str]:
+    with factory() as session:
+        user = users.create_user(session, username, [(role, area_path)])
+        token = auth.issue_token(user, app.state.token_secret, 3600)
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _get(
+    client: Any, headers: dict[str, str], path: str, params: dict[str, str]
+) -> dict[str, Any]:
+    response = client.get(path, params=params, headers=headers)
+    response.raise_for_status()
+    return dict(response.json())
+
+
+def _time(
+    client: Any,
+    headers: dict[str, str],
+    path: str,
+    requests: int,
+    variants: list[dict[str, str]] | None = None,
+) -> list[float]:
+    """Milliseconds of each of ``requests`` timed requests, cycling through
+    the query ``variants``, after a few untimed ones."""
+    variants = variants or [{}]
+    times_ms = []
+    for index in range(WARM_UP_REQUESTS + requests):
+        began = time.perf_counter()
+        _get(client, headers, path, variants[index % len(variants)])
+        if index >= WARM_UP_REQUESTS:
+            times_ms.append((time.perf_counter() - began) * 1000)
+    return times_ms
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -231,10 +250,11 @@ def run(
     *,
     tickets: int = 100_000,
     filed: int = 2_000,
-    pages: int = 200,
+    requests: int = 200,
 ) -> TicketBench:
     """Fill a scratch database with ``tickets`` tickets (the last ``filed`` of
-    them filed one by one) and measure; the database is dropped after."""
+    them filed one by one) and time ``requests`` requests of each kind; the
+    database is dropped after."""
     if not 0 < filed <= tickets:
         raise ValueError(f"filed: expected 1 to tickets ({tickets}), got {filed}")
     import psycopg
@@ -251,27 +271,33 @@ def run(
         rate = _fill(url, tickets, filed, rng)
         fill_s = time.perf_counter() - began
         count = _count_tickets(url)
-        page_ms, queue_load_ms, queue_tickets = _measure_queue(url, pages, rng)
+        figures = _measure_pages(url, requests)
     finally:
         with psycopg.connect(admin, autocommit=True) as connection:
             connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    return TicketBench(count, fill_s, rate, page_ms, queue_load_ms, queue_tickets)
+    return TicketBench(tickets=count, fill_s=fill_s, filing_per_s=rate, **figures)
 
 
 def report(bench: TicketBench) -> str:
-    pages, loads = bench.page_ms, bench.queue_load_ms
     return "\n".join(
         [
             f"tickets in database:        {bench.tickets}",
             f"fill time:                  {bench.fill_s:.1f} s",
             f"filing throughput:          {bench.filing_per_s:.0f} tickets/s "
             "(one by one)",
-            f"reviewer queue page (HTTP): p50 {_percentile(pages, 50):.1f} ms, "
-            f"p95 {_percentile(pages, 95):.1f} ms over {len(pages)} pages",
-            f"review page's whole queue:  {bench.queue_tickets} tickets, median "
-            f"{statistics.median(loads):.0f} ms, worst {max(loads):.0f} ms "
-            f"over {len(loads)} loads",
+            f"review queue, first page:   {_spread(bench.queue_first_ms)} "
+            f"({bench.queue_tickets} tickets waiting, {QUEUE_PAGE_SIZE} a page)",
+            f"review queue, next page:    {_spread(bench.queue_next_ms)}",
+            f"overview, one community:    {_spread(bench.overview_ms)}",
+            f"overview, whole city:       {_spread(bench.city_overview_ms)}",
         ]
+    )
+
+
+def _spread(times_ms: list[float]) -> str:
+    return (
+        f"p50 {_percentile(times_ms, 50):.1f} ms, "
+        f"p95 {_percentile(times_ms, 95):.1f} ms over {len(times_ms)} requests"
     )
 
 
@@ -280,10 +306,12 @@ def main() -> None:
     parser.add_argument("--server-url", default=SERVER_URL)
     parser.add_argument("--tickets", type=int, default=100_000)
     parser.add_argument("--filed", type=int, default=2_000)
-    parser.add_argument("--pages", type=int, default=200)
+    parser.add_argument(
+        "--requests", type=int, default=200, help="timed requests of each kind"
+    )
     args = parser.parse_args()
     bench = run(
-        args.server_url, tickets=args.tickets, filed=args.filed, pages=args.pages
+        args.server_url, tickets=args.tickets, filed=args.filed, requests=args.requests
     )
     print(report(bench))  # noqa: T201
 

@@ -30,18 +30,24 @@ def before() -> set[str]:
 
 
 def test_a_small_run_reports_every_figure(before: set[str]) -> None:
-    bench = bench_tickets.run(tickets=1_000, filed=50, pages=20)
+    bench = bench_tickets.run(tickets=1_000, filed=50, requests=20)
     text = bench_tickets.report(bench)
 
     assert bench.tickets == 1_000
     assert bench.filing_per_s > 0
-    assert len(bench.page_ms) == 20 and min(bench.page_ms) > 0
-    assert len(bench.queue_load_ms) == 3
+    for times_ms in (
+        bench.queue_first_ms,
+        bench.queue_next_ms,
+        bench.overview_ms,
+        bench.city_overview_ms,
+    ):
+        assert len(times_ms) == 20 and min(times_ms) > 0
     # A twentieth of the tickets lie in the reviewer's community; three in
     # ten of the bulk ones and all of those filed one by one wait for review.
     assert 5 <= bench.queue_tickets <= 40
     assert "tickets in database:        1000" in text
-    assert "p95" in text and "whole queue" in text
+    assert "review queue, first page:" in text and "overview, whole city:" in text
+    assert text.count("p95") == 4
     assert _bench_databases() == before
 
 
