@@ -115,8 +115,16 @@ def drops(
 
 
 def moving_steps(sightings: list[Sighting]) -> int:
-    """How many sightings moved on from the one before by more than jitter."""
-    return sum(not _near(a, b) for a, b in zip(sightings, sightings[1:], strict=False))
+    """How many sightings moved on from the one before by more than jitter.
+
+    The jitter of a blob's centre grows with its size, but not without end:
+    a large object near the camera moves a few pixels a frame as it starts
+    to fall, and those steps count.
+    """
+    return sum(
+        math.hypot(b.x - a.x, b.y - a.y) > 1.5 + 0.2 * min(a.size_px, b.size_px, 10.0)
+        for a, b in zip(sightings, sightings[1:], strict=False)
+    )
 
 
 def similar_size(a: Sighting, b: Sighting) -> bool:
