@@ -11,6 +11,7 @@ HTTP answers in one place (``ERROR_RESPONSES``), each with a stable
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -18,6 +19,8 @@ from functools import partial
 from pathlib import Path
 
 from fastapi import Depends, FastAPI, Request, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DataError, OperationalError
@@ -226,6 +229,29 @@ def healthz(session: SessionDep) -> JSONResponse:
 def _install_error_responses(app: FastAPI) -> None:
     for error_type, status_code, detail in ERROR_RESPONSES:
         app.add_exception_handler(error_type, _error_handler(status_code, detail))
+    app.add_exception_handler(RequestValidationError, _invalid_request)
+
+
+def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
+    """422 with the usual list of what is wrong.
+
+    The list echoes the offending values, and JSON has no NaN or infinity:
+    those are quoted, so that refusing a non-finite number never turns into
+    a failure to say why.
+    """
+    assert isinstance(exc, RequestValidationError)
+    errors = _json_safe(jsonable_encoder(exc.errors()))
+    return JSONResponse(status_code=422, content={"detail": errors})
+
+
+def _json_safe(value: object) -> object:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, list):
+        return [_json_safe(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    return value
 
 
 def _error_handler(

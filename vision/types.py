@@ -16,9 +16,10 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Annotated
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +81,27 @@ class EvidenceState(StrEnum):
     MISSING = "missing"
 
 
+# Whole numbers are stored as 64-bit integers by every database we run on.
+_BIGINT_MAX = 2**63 - 1
+# A camera clock outside these years is broken. Refusing its times keeps the
+# date arithmetic of filing (duplicate windows, deadlines) within range.
+_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+_LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+
+
+def plausible_time(value: datetime) -> datetime:
+    """``value`` when a working clock could show it; ValueError otherwise."""
+    if not _EARLIEST <= value < _LATEST:
+        raise ValueError(f"{value.isoformat()} is outside 1970-2199")
+    return value
+
+
+# Wall-clock times carry their zone; stream times are finite and within
+# decades of the session's start.
+WallTime = Annotated[AwareDatetime, AfterValidator(plausible_time)]
+StreamSeconds = Annotated[float, Field(ge=-1e9, le=1e9, allow_inf_nan=False)]
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=False)
 
@@ -87,12 +109,12 @@ class _Model(BaseModel):
 class TimedBox(_Model):
     """Where the finding was at one moment, for drawing over the clip."""
 
-    ts_s: float
+    ts_s: StreamSeconds
     bbox_xyxy: tuple[float, float, float, float]
 
 
 class TrajectoryPoint(_Model):
-    ts_s: float
+    ts_s: StreamSeconds
     x: float
     y: float
 
@@ -116,7 +138,7 @@ class EvidenceItem(_Model):
     key: str = Field(description="Object key in the evidence store.")
     content_type: str
     sha256: str | None = None
-    size_bytes: int | None = None
+    size_bytes: int | None = Field(default=None, ge=0, le=_BIGINT_MAX)
     state: EvidenceState = EvidenceState.STORED
     reason: str | None = Field(
         default=None, description="Why the item is pending or missing."
@@ -138,21 +160,21 @@ class Event(_Model):
     zone: str | None = None
     score: float = Field(ge=0.0, le=1.0, default=1.0)
     class_name: str | None = None
-    track_id: int | None = None
-    started_ts_s: float
-    ended_ts_s: float
-    detected_ts_s: float = Field(
+    track_id: int | None = Field(default=None, ge=-_BIGINT_MAX - 1, le=_BIGINT_MAX)
+    started_ts_s: StreamSeconds
+    ended_ts_s: StreamSeconds
+    detected_ts_s: StreamSeconds = Field(
         description="Stream time at which the rule decided; time to alert is "
         "this minus started_ts_s."
     )
-    started_at: datetime
-    detected_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    started_at: WallTime
+    detected_at: WallTime = Field(default_factory=lambda: datetime.now(UTC))
     bbox_xyxy: tuple[float, float, float, float] | None = None
     boxes: list[TimedBox] = Field(default_factory=list)
     trajectory: list[TrajectoryPoint] = Field(default_factory=list)
     origin: Origin | None = None
     evidence: list[EvidenceItem] = Field(default_factory=list)
-    clip_start_ts_s: float | None = Field(
+    clip_start_ts_s: StreamSeconds | None = Field(
         default=None,
         description="Stream time of the clip's first frame; times in the "
         "metadata record are relative to it.",

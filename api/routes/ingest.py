@@ -31,6 +31,7 @@ from fastapi.responses import JSONResponse
 from vision.errors import FrameError
 from vision.ingest.images import check_pixel_count, image_size_from_header
 from vision.ingest.push import FrameOutcome, PushHub
+from vision.types import plausible_time
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +119,10 @@ def _capture_time(captured_at: datetime | None, request: Request) -> datetime:
         )
     if captured_at.tzinfo is None:
         raise HTTPException(422, "the capture time needs a zone, e.g. 'Z' for UTC")
-    return captured_at.astimezone(UTC)
+    try:
+        return plausible_time(captured_at.astimezone(UTC))
+    except ValueError as exc:
+        raise HTTPException(422, f"capture time: {exc}; is the camera's clock set?") from None
 
 
 def _check_length(request: Request, max_bytes: int, what: str) -> int | None:

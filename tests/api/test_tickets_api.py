@@ -455,6 +455,19 @@ def test_reposting_the_same_event_id_files_no_second_ticket(
             "a number that is not finite",
         ),
         (make_event(event_id="x" * 200).model_dump_json(), "an event id too long"),
+        (
+            make_event().model_dump_json()[:-1] + ', "track_id": 18446744073709551616}',
+            "a track id no database column holds",
+        ),
+        (
+            make_event().model_dump_json()[:-1]
+            + ', "detected_at": "0001-01-01T00:00:00Z"}',
+            "a camera clock set to year 1",
+        ),
+        (
+            make_event().model_dump_json()[:-1] + ', "detected_at": "2026-05-01T10:00:00"}',
+            "a time without its zone",
+        ),
     ],
 )
 def test_malformed_events_answer_422(

@@ -163,6 +163,8 @@ def test_duplicate_and_late_frames_are_dropped_and_counted(service) -> None:
     [
         ("", {}, 422),  # no capture time
         ("?captured_at=2026-05-01T08:00:00", {}, 422),  # no zone
+        ("?captured_at=0001-01-01T00:00:00Z", {}, 422),  # a clock never set
+        ("", {"X-Captured-At": "2026-05-01T08:00:00"}, 422),
         ("?captured_at=2026-05-01T08:00:00Z", {}, 202),
     ],
 )
