@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from api.db import make_engine, make_session_factory, upgrade
 from api.settings import Settings
@@ -18,9 +19,11 @@ from api.sinks import DatabaseSink
 from api.storage import build_store, describe_store
 from models.catalog import resolve_model
 from vision.config import CameraConfig, load_camera_file
-from vision.detect.detector import Detector
 from vision.evidence.writer import EvidenceWriter
 from vision.pipeline import build_analyzers, open_checked, run_source
+
+if TYPE_CHECKING:
+    from vision.detect.detector import Detector
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +49,10 @@ class WatchReport:
 
 
 def load_detector(name_or_path: str, settings: Settings) -> Detector:
+    # Imported here: onnxruntime and the tracking libraries cost a camera
+    # worker that never runs a detector (throws alone) some 100 MB.
+    from vision.detect.detector import Detector
+
     spec = resolve_model(
         name_or_path,
         model_dir=settings.model_dir,

@@ -152,10 +152,12 @@ def _camera(job: SpeedJob):  # type: ignore[no-untyped-def]
 
 
 def _load_detector(job: SpeedJob):  # type: ignore[no-untyped-def]
-    from models.catalog import resolve_model
-    from vision.detect.detector import Detector
-
     def load(name: str) -> Any:
+        # Imported on first use, as in the service: a worker that runs no
+        # detector does not carry onnxruntime in its resident memory.
+        from models.catalog import resolve_model
+        from vision.detect.detector import Detector
+
         spec = resolve_model(
             name,
             model_dir=Path(job.model_dir or tempfile.gettempdir()),

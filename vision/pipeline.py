@@ -41,16 +41,21 @@ DetectorLoader = Callable[[str], object]
 def build_analyzers(
     camera: CameraConfig, load_detector: DetectorLoader
 ) -> list[Analyzer]:
-    """The analyzers a camera file asks for; the detector loads only if needed."""
-    from vision.analyze.street import StreetAnalyzer
-    from vision.analyze.throw import ThrowAnalyzer
+    """The analyzers a camera file asks for; the detector loads only if needed.
 
+    Each is imported only when asked for: the street analyzer's tracking
+    libraries cost a camera that watches for throws alone some 60 MB.
+    """
     analyzers: list[Analyzer] = []
     if camera.throw.enabled:
+        from vision.analyze.throw import ThrowAnalyzer
+
         analyzers.append(
             ThrowAnalyzer(camera, second_stage=_second_stage(camera, load_detector))
         )
     if camera.rules:
+        from vision.analyze.street import StreetAnalyzer
+
         assert camera.model is not None  # the camera file validator demands it
         analyzers.append(StreetAnalyzer(camera, load_detector(camera.model)))
     return analyzers

@@ -12,9 +12,8 @@ ticket.
 from __future__ import annotations
 
 import logging
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from vision.analyze.verify import CheckOutcome
 from vision.errors import CitywatchError
 from vision.sink import (
     VerificationChannel,
@@ -23,6 +22,11 @@ from vision.sink import (
 )
 from vision.types import Event, Frame
 from vision.worker import CameraWorker
+
+if TYPE_CHECKING:
+    # The street re-check and its tracking libraries load only with street
+    # rules; a camera that watches for throws alone never needs them.
+    from vision.analyze.verify import CheckOutcome
 
 logger = logging.getLogger(__name__)
 

@@ -19,14 +19,18 @@ import logging
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
-import supervision as sv
 
 from vision.analyze.fall_track import Sighting, Track
 from vision.config import CameraConfig, SecondStageConfig
 from vision.errors import CitywatchError, ConfigError
+
+if TYPE_CHECKING:
+    # Only the detector's result type: importing supervision itself costs a
+    # throw-only camera worker some 90 MB it would never use.
+    import supervision as sv
 
 logger = logging.getLogger(__name__)
 
