@@ -2,12 +2,11 @@
 
 Evidence must show the seconds before an event (who threw, how the car
 arrived), so every frame is kept for ``history_s`` seconds of stream time.
-Frames are held JPEG-encoded, a tenth of their raw size, and decoded again
-only when a clip is cut.
-
-TODO: keep the source's own encoded packets instead (back to the keyframe
-before the pre-roll start) so H.264 cameras get clips remuxed without any
-re-encoding; today every clip is re-encoded from these JPEGs.
+Sources that deliver encoded video keep their own packets instead
+(``packets.PacketRing``) and their clips are remuxed; this ring serves the
+rest, such as cameras that push single JPEG frames. Frames are held
+JPEG-encoded, a tenth of their raw size, and decoded again only when a clip
+is cut.
 """
 
 from __future__ import annotations
