@@ -194,9 +194,7 @@ def models_export(
     from models.export import export_onnx
 
     target = out or Path(weights.with_suffix(".onnx").name)
-    path = _guarded(
-        lambda: export_onnx(weights, target, input_size_px=input_size_px)
-    )
+    path = _guarded(lambda: export_onnx(weights, target, input_size_px=input_size_px))
     typer.echo(str(path))
     typer.echo(f"sha256 {sha256_of(path)}")
 

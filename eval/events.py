@@ -4,8 +4,8 @@ Each video of a truth file runs through the deployed path
 (``vision.pipeline.run_source``: the camera file's analyzers and rules, the
 throw analyzer's second stage when the camera file has one, the camera
 worker, the evidence writer into a temporary local store, and a
-``MemorySink``); models load as the service loads them. The filed events are matched to the true events of the
-same category by time overlap.
+``MemorySink``); models load as the service loads them. The filed events
+are matched to the true events of the same category by time overlap.
 
 Truth file format (JSON or YAML): a list of videos, or ``{"videos": [...]}``.
 Each video::

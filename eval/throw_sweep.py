@@ -331,9 +331,7 @@ def stream_tasks(
         while left_s > 1e-6:
             duration_s = min(plan.chunk_s, left_s)
             tasks.append(
-                StreamTask(
-                    shared_dir, kind, chunk, duration_s, plan.episode_s, stage
-                )
+                StreamTask(shared_dir, kind, chunk, duration_s, plan.episode_s, stage)
             )
             left_s -= duration_s
             chunk += 1

@@ -32,9 +32,7 @@ def test_detections_print_as_json_lines_in_each_images_pixels(
     for image in images:
         printed = [r for r in rows if r["image"] == str(image)]
         expected = detector.detect(read_image(image), min_score=0.25)
-        assert [r["class_name"] for r in printed] == list(
-            expected.data["class_name"]
-        )
+        assert [r["class_name"] for r in printed] == list(expected.data["class_name"])
         for row, xyxy, score in zip(
             printed, expected.xyxy, expected.confidence, strict=True
         ):

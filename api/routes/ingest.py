@@ -122,7 +122,9 @@ def _capture_time(captured_at: datetime | None, request: Request) -> datetime:
     try:
         return plausible_time(captured_at.astimezone(UTC))
     except ValueError as exc:
-        raise HTTPException(422, f"capture time: {exc}; is the camera's clock set?") from None
+        raise HTTPException(
+            422, f"capture time: {exc}; is the camera's clock set?"
+        ) from None
 
 
 def _check_length(request: Request, max_bytes: int, what: str) -> int | None:

@@ -465,7 +465,8 @@ def test_reposting_the_same_event_id_files_no_second_ticket(
             "a camera clock set to year 1",
         ),
         (
-            make_event().model_dump_json()[:-1] + ', "detected_at": "2026-05-01T10:00:00"}',
+            make_event().model_dump_json()[:-1]
+            + ', "detected_at": "2026-05-01T10:00:00"}',
             "a time without its zone",
         ),
     ],

@@ -9,6 +9,7 @@ landing, and make the cheap checks that spare the full fall fit.
 
 from __future__ import annotations
 
+import itertools
 import math
 import statistics
 
@@ -123,7 +124,7 @@ def moving_steps(sightings: list[Sighting]) -> int:
     """
     return sum(
         math.hypot(b.x - a.x, b.y - a.y) > 1.5 + 0.2 * min(a.size_px, b.size_px, 10.0)
-        for a, b in zip(sightings, sightings[1:], strict=False)
+        for a, b in itertools.pairwise(sightings)
     )
 
 

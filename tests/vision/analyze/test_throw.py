@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from eval.synth_throw import SynthSpec, load_background, render
+from tests.vision.analyze.support import run
 from vision.analyze import Analyzer
 from vision.analyze.throw import ThrowAnalyzer, floor_at, window_at
 from vision.config import CameraConfig, ThrowConfig
@@ -28,13 +29,6 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 def facade_camera(**throw: object) -> CameraConfig:
     config = ThrowConfig(floor_lines_y=FLOOR_LINES_Y, top_floor=TOP_FLOOR, **throw)
     return CameraConfig(camera_id="tower-7", area_path="old-town/grid-3", throw=config)
-
-
-def run(analyzer: ThrowAnalyzer, frames: list[Frame]) -> list[Event]:
-    events = []
-    for frame in frames:
-        events += analyzer.process(frame)
-    return events + analyzer.finish()
 
 
 @pytest.fixture(scope="module")

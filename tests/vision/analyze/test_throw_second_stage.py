@@ -14,6 +14,7 @@ import pytest
 import supervision as sv
 
 from models.catalog import resolve_model
+from tests.vision.analyze.support import run
 from vision.analyze.fall_track import Sighting, Track
 from vision.analyze.throw import ThrowAnalyzer
 from vision.analyze.throw_second_stage import SecondStage, crop_around
@@ -27,7 +28,7 @@ from vision.detect.detector import Detector
 from vision.errors import ConfigError, FrameError, ModelLoadError
 from vision.ingest.sources import VideoSource
 from vision.pipeline import build_analyzers
-from vision.types import Event, Frame
+from vision.types import Frame
 
 BALL_CLIP = "throw_facade_ball_720p30.mp4"
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -80,13 +81,6 @@ def staged_camera(**stage: Any) -> CameraConfig:
     fields = {"model": "yolo11n-coco", "veto_classes": ["bird"], **stage}
     config = SecondStageConfig(**fields)
     return CameraConfig(camera_id="tower-7", throw=ThrowConfig(second_stage=config))
-
-
-def run(analyzer: ThrowAnalyzer, frames: list[Frame]) -> list[Event]:
-    events = []
-    for frame in frames:
-        events += analyzer.process(frame)
-    return events + analyzer.finish()
 
 
 @pytest.fixture(scope="module")
@@ -177,7 +171,7 @@ def test_a_veto_class_the_model_lacks_is_refused_at_start() -> None:
 
 
 def test_a_second_stage_without_its_detector_is_refused() -> None:
-    with pytest.raises(ConfigError, match="throw.second_stage needs the detector"):
+    with pytest.raises(ConfigError, match=r"throw\.second_stage needs the detector"):
         ThrowAnalyzer(staged_camera())
 
 
