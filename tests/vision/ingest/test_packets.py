@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from fractions import Fraction
 from pathlib import Path
 
 import av
-import numpy as np
 import pytest
 
 from eval.streams import encode_h264
+from tests.vision.ingest.support import write_vfr_h264
 from vision.config import CameraConfig
 from vision.evidence.clip import write_clip
 from vision.evidence.store import LocalDirStore
@@ -117,30 +116,12 @@ def test_evidence_from_held_packets_has_snapshot_and_offset(
     assert written.clip_start_ts_s == pytest.approx(20.0)
 
 
-def _write_vfr_h264(path: Path) -> None:
-    """60 frames of grey level 4n: 0-29 at 1/30 s spacing, 30-59 at 1/5 s,
-    with a keyframe every 10 frames and no B-frames (packets in time order)."""
-    time_base = Fraction(1, 1000)
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=30)
-        stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
-        stream.time_base = time_base
-        stream.codec_context.time_base = time_base
-        stream.options = {"x264-params": "keyint=10:min-keyint=10:scenecut=0:bframes=0"}
-        for n in range(60):
-            image = np.full((120, 160, 3), n * 4, np.uint8)
-            frame = av.VideoFrame.from_ndarray(image, format="bgr24")
-            frame.pts = round((n / 30 if n < 30 else 1 + (n - 30) / 5) * 1000)
-            frame.time_base = time_base
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode(None))
-
-
 def test_clip_of_variable_frame_rate_footage_is_cut_by_timestamps(
     tmp_path: Path,
 ) -> None:
     source = tmp_path / "vfr.mp4"
-    _write_vfr_h264(source)
+    # A keyframe every 10 frames and no B-frames: packets in time order.
+    write_vfr_h264(source, "keyint=10:min-keyint=10:scenecut=0:bframes=0")
     ring, _ = _fill(source, history_s=30.0)
 
     # 0.7-2.0 s is frames 21-35 (not frames 21-60 as 30 fps would have it);

@@ -2,39 +2,20 @@
 
 from __future__ import annotations
 
-from fractions import Fraction
 from pathlib import Path
 
 import av
-import numpy as np
 import pytest
 
+from tests.vision.ingest.support import write_vfr_h264
 from vision.errors import SourceError
 from vision.ingest.ring import FrameRing
 from vision.ingest.sources import VideoSource, check_file_readable
 
 
-def _write_vfr_clip(path: Path) -> None:
-    """60 frames: 0-29 at 1/30 s spacing, 30-59 at 1/5 s spacing."""
-    time_base = Fraction(1, 1000)
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=30)
-        stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
-        stream.time_base = time_base
-        stream.codec_context.time_base = time_base
-        for n in range(60):
-            t_s = n / 30 if n < 30 else 1 + (n - 30) / 5
-            image = np.full((120, 160, 3), n * 4, np.uint8)
-            frame = av.VideoFrame.from_ndarray(image, format="bgr24")
-            frame.pts = round(t_s * 1000)
-            frame.time_base = time_base
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode(None))
-
-
 def test_variable_frame_rate_times_come_from_timestamps(tmp_path: Path) -> None:
     clip = tmp_path / "vfr.mp4"
-    _write_vfr_clip(clip)
+    write_vfr_h264(clip)
 
     with VideoSource(str(clip)) as source:
         frames = list(source.frames())
