@@ -99,10 +99,15 @@ def _print_report(report) -> None:
         f"{report.camera_id}: {len(report.tickets)} ticket(s)"
     )
     for ticket in report.tickets:
+        earlier = (
+            f"  filed before, now {ticket.filed_before_as}; evidence left as it was"
+            if ticket.filed_before_as
+            else ""
+        )
         typer.echo(
             f"  ticket {ticket.ticket_id}  {ticket.category:<16} "
             f"{ticket.started_ts_s:6.1f}-{ticket.ended_ts_s:6.1f} s  "
-            f"evidence {ticket.evidence_state}"
+            f"evidence {ticket.evidence_state}{earlier}"
         )
         for kind, location in ticket.evidence:
             typer.echo(f"      {kind:<10} {location}")

@@ -58,7 +58,7 @@ def file_event(
     unique event id makes the second insert fail, and it then reads the first.
     """
     event_dump = _check_event(event)
-    existing = _ticket_by_event_id(session, event.event_id)
+    existing = ticket_of_event(session, event.event_id)
     if existing is not None:
         return existing, False
 
@@ -78,7 +78,7 @@ def file_event(
         session.commit()
     except IntegrityError:
         session.rollback()
-        existing = _ticket_by_event_id(session, event.event_id)
+        existing = ticket_of_event(session, event.event_id)
         if existing is None:  # the conflict was not the event id
             raise
         return existing, False
@@ -142,7 +142,7 @@ def _attach(
         session.commit()
     except IntegrityError:  # the same event attached at the same moment
         session.rollback()
-        existing = _ticket_by_event_id(session, event.event_id)
+        existing = ticket_of_event(session, event.event_id)
         if existing is None:
             raise
         return existing
@@ -220,7 +220,7 @@ def evidence_rows(event: Event, round_: int = 0) -> list[Evidence]:
     return list(rows.values())
 
 
-def _ticket_by_event_id(session: Session, event_id: str) -> Ticket | None:
+def ticket_of_event(session: Session, event_id: str) -> Ticket | None:
     """The ticket filed from this event, or the one it was attached to."""
     ticket = session.scalars(select(Ticket).where(Ticket.event_id == event_id)).first()
     if ticket is not None:

@@ -34,6 +34,7 @@ from api.filing import (
     evidence_purgeable,
     file_event,
     mark_evidence_stored,
+    ticket_of_event,
 )
 from api.notify import Notifier
 from api.tables import utc_now
@@ -81,6 +82,19 @@ class DatabaseSink:
                 notifier=self._notifier,
             )
             return FiledTicket(ticket_id=str(ticket.id), created=created)
+
+    def filed_before(self, event_id: str) -> FiledTicket | None:
+        """The ticket this event was filed into before, if any: the same
+        recording analysed again finds its events filed, and their evidence
+        (reviewed, perhaps) must stay as it was."""
+        try:
+            with self._session_factory() as session:
+                ticket = ticket_of_event(session, event_id)
+                if ticket is None:
+                    return None
+                return FiledTicket(str(ticket.id), created=False, state=ticket.state)
+        except SQLAlchemyError as exc:
+            raise TicketFilingError(f"database: {exc.__class__.__name__}") from exc
 
     def pending_verifications(self, camera_id: str) -> list[VerificationRequest]:
         with self._session_factory() as session:

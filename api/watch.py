@@ -13,14 +13,22 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
 from api.db import make_engine, make_session_factory, upgrade
+from api.filing import worst_evidence_state
 from api.settings import Settings
 from api.sinks import DatabaseSink
 from api.storage import build_store, describe_store
+from api.tables import Evidence
 from models.catalog import resolve_model
 from vision.config import CameraConfig, load_camera_file
+from vision.evidence.objects import ObjectStore
 from vision.evidence.writer import EvidenceWriter
 from vision.pipeline import build_analyzers, open_checked, run_source
+from vision.sink import FiledTicket
+from vision.types import Event
 
 if TYPE_CHECKING:
     from vision.detect.detector import Detector
@@ -36,6 +44,8 @@ class FiledTicketSummary:
     ended_ts_s: float
     evidence_state: str
     evidence: list[tuple[str, str]]  # (kind, where it lies)
+    # Filed by an earlier run of the same recording; its state then.
+    filed_before_as: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,8 +96,9 @@ def watch_source(
     upgrade(settings.database_url)
     engine = make_engine(settings.database_url)
     try:
+        session_factory = make_session_factory(engine)
         sink = DatabaseSink(
-            make_session_factory(engine),
+            session_factory,
             duplicate_window_s=settings.duplicate_window_s,
             duplicate_iou=settings.duplicate_iou,
         )
@@ -99,23 +110,13 @@ def watch_source(
             sink=sink,
             verification=sink,
         )
+        tickets = [
+            _summary(event, filed, store, session_factory)
+            for event, filed in run.stats.filed
+        ]
     finally:
         engine.dispose()
 
-    tickets = [
-        FiledTicketSummary(
-            ticket_id=filed.ticket_id,
-            category=event.category.value,
-            started_ts_s=event.started_ts_s,
-            ended_ts_s=event.ended_ts_s,
-            evidence_state=event.evidence_state.value,
-            evidence=[
-                (item.kind.value, describe_store(store, item.key))
-                for item in event.evidence
-            ],
-        )
-        for event, filed in run.stats.filed
-    ]
     return WatchReport(
         camera_id=camera.camera_id,
         frames=run.stats.frames_in,
@@ -123,6 +124,36 @@ def watch_source(
         tickets=tickets,
         database=_redact(settings.database_url),
         store=describe_store(store, ""),
+    )
+
+
+def _summary(
+    event: Event,
+    filed: FiledTicket,
+    store: ObjectStore,
+    session_factory: sessionmaker[Session],
+) -> FiledTicketSummary:
+    """One filed ticket for the report; a ticket filed by an earlier run
+    shows the evidence it was filed with, which this run left alone."""
+    evidence = [(item.kind.value, item.key) for item in event.evidence]
+    evidence_state = event.evidence_state.value
+    if filed.state is not None:
+        with session_factory() as session:
+            rows = session.scalars(
+                select(Evidence)
+                .where(Evidence.ticket_id == int(filed.ticket_id), Evidence.round == 0)
+                .order_by(Evidence.id)
+            ).all()
+            evidence = [(row.kind, row.key) for row in rows]
+            evidence_state = worst_evidence_state(row.state for row in rows).value
+    return FiledTicketSummary(
+        ticket_id=filed.ticket_id,
+        category=event.category.value,
+        started_ts_s=event.started_ts_s,
+        ended_ts_s=event.ended_ts_s,
+        evidence_state=evidence_state,
+        evidence=[(kind, describe_store(store, key)) for kind, key in evidence],
+        filed_before_as=filed.state,
     )
 
 

@@ -85,6 +85,31 @@ def test_throw_clip_files_one_throw_ticket_with_a_playable_clip(
 
 
 @pytest.mark.slow
+def test_a_recording_analysed_again_leaves_its_reviewed_ticket_alone(
+    tmp_path: Path, videos_dir: Path, models_mirror: Path
+) -> None:
+    from sqlalchemy import create_engine, text
+
+    video = str(videos_dir / "throw_facade_ball_720p30.mp4")
+    assert run_citywatch(["watch", video], tmp_path, models_mirror).returncode == 0
+    engine = create_engine(f"sqlite:///{tmp_path / 'citywatch.db'}")
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE tickets SET state = 'confirmed'"))
+    engine.dispose()
+    evidence = sorted((tmp_path / "evidence").rglob("*.*"))
+    written = {path: path.stat().st_mtime_ns for path in evidence}
+
+    again = run_citywatch(["watch", video], tmp_path, models_mirror)
+
+    assert again.returncode == 0, again.stderr
+    assert "filed before, now confirmed" in again.stdout
+    assert "clip" in again.stdout  # where the evidence lies, as before
+    assert [t["state"] for t in tickets_in(tmp_path)] == ["confirmed"]
+    assert {p: p.stat().st_mtime_ns for p in evidence} == written
+    assert sorted((tmp_path / "evidence").rglob("*.*")) == evidence
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "video", ["neg_swaying_tree_320x240.avi", "street_plaza_vtest_part1_f000-399.avi"]
 )

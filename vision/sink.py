@@ -19,6 +19,9 @@ from vision.types import Event
 class FiledTicket:
     ticket_id: str
     created: bool  # False when the event was already filed (a retry)
+    # The ticket's state, where the sink says (a recording analysed again
+    # finds its tickets already reviewed).
+    state: str | None = None
 
 
 class VerificationOutcome(StrEnum):

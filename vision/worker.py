@@ -331,6 +331,10 @@ class CameraWorker:
     def _write_and_file(
         self, event: Event, frames, deliver: Callable[[Event], None] | None = None
     ) -> None:
+        earlier = None if deliver is not None else self._filed_before(event)
+        if earlier is not None:
+            self._keep_earlier(event, earlier)
+            return
         try:
             event = self._writer.write(event, frames, self.camera)
             if deliver is not None:
@@ -355,6 +359,32 @@ class CameraWorker:
             event.category.value,
             filed.ticket_id,
             event.evidence_state.value,
+        )
+
+    def _filed_before(self, event: Event) -> FiledTicket | None:
+        """The ticket this event went into on an earlier run, if the sink
+        can tell; a failing question is left to the filing to report."""
+        ask = getattr(self._sink, "filed_before", None)
+        if ask is None:
+            return None
+        try:
+            return ask(event.event_id)
+        except CitywatchError:
+            return None
+
+    def _keep_earlier(self, event: Event, earlier: FiledTicket) -> None:
+        """Leave a ticket filed before untouched, evidence included: a
+        reviewer may already have judged what it shows."""
+        with self._lock:
+            self.stats.filed.append((event, earlier))
+        self.log.info(
+            "camera %s: %s event %s was filed before as ticket %s (%s); "
+            "its evidence stays as it was",
+            self.camera.camera_id,
+            event.category.value,
+            event.event_id,
+            earlier.ticket_id,
+            earlier.state or "state unknown",
         )
 
 
