@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import socket
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -45,7 +46,7 @@ from api.schemas import ERROR_DOCS, Health
 from api.settings import Settings, get_settings
 from api.storage import build_store
 from api.web import pages
-from vision.errors import StoreError
+from vision.errors import ConfigError, StoreError
 from vision.evidence.objects import ObjectStore
 from vision.metrics import health_summary, metrics_app
 
@@ -241,7 +242,12 @@ def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
     """
     assert isinstance(exc, RequestValidationError)
     errors = _json_safe(jsonable_encoder(exc.errors()))
-    return JSONResponse(status_code=422, content={"detail": errors})
+    # One line beside the list, as every other refusal has.
+    message = "; ".join(
+        f"{'.'.join(str(part) for part in error.get('loc', ()))}: {error.get('msg')}"
+        for error in exc.errors()
+    )
+    return JSONResponse(status_code=422, content={"detail": errors, "message": message})
 
 
 def _json_safe(value: object) -> object:
@@ -294,6 +300,7 @@ def run_server(settings: Settings, camera_dir: Path | None = None) -> None:
     import uvicorn
 
     assert settings.database_url is not None  # derived by Settings
+    _check_port_free(settings.api_host, settings.api_port)
     upgrade(settings.database_url)  # a no-op when the schema is already at head
     cameras = None
     if camera_dir is not None:
@@ -305,3 +312,21 @@ def run_server(settings: Settings, camera_dir: Path | None = None) -> None:
         port=settings.api_port,
         log_level=settings.log_level.lower(),
     )
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Refuse to start, in one line, where uvicorn would fail after the
+    cameras had started: the address is taken or cannot be had."""
+    try:
+        with socket.socket(_family_of(host), socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot serve on {host}:{port}: {exc.strerror or exc} "
+            "(another service there? set CITYWATCH_API_PORT or CITYWATCH_API_HOST)"
+        ) from None
+
+
+def _family_of(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET

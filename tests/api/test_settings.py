@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -208,3 +209,18 @@ def test_detector_sessions_follow_the_settings(
     options = detector.session_options
     assert options.intra_op_num_threads == 1
     assert options.graph_optimization_level.name == "ORT_ENABLE_BASIC"
+
+
+def test_serve_on_a_taken_port_is_refused_in_one_line(tmp_path: Path) -> None:
+    from api.main import run_server
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        settings = Settings(data_dir=tmp_path, api_port=port)
+
+        with pytest.raises(ConfigError, match=f"cannot serve on 127.0.0.1:{port}"):
+            run_server(settings)
+
+    assert not (tmp_path / "citywatch.db").exists()  # refused before anything

@@ -391,6 +391,22 @@ def test_malformed_reviews_answer_422(client: TestClient, body: dict) -> None:
     assert client.get(f"/api/tickets/{ticket_id}").json()["state"] == "pending_review"
 
 
+def test_a_review_body_that_is_not_json_is_named_in_one_line(
+    client: TestClient,
+) -> None:
+    ticket_id = post_event(client)
+
+    response = client.post(
+        f"/api/tickets/{ticket_id}/review",
+        content=b'{"decision": "confirm",',
+        headers={"Content-Type": "application/json"},
+    )
+
+    assert response.status_code == 422
+    assert "JSON decode error" in response.json()["message"]
+    assert client.get(f"/api/tickets/{ticket_id}").json()["state"] == "pending_review"
+
+
 def test_reviewing_an_unknown_ticket_answers_404(client: TestClient) -> None:
     response = review(client, 999, decision="confirm")
     assert response.status_code == 404
