@@ -223,12 +223,15 @@ class CameraConfig(_Strict):
 
     def check_frame_size(self, resolution_wh: tuple[int, int]) -> None:
         """Refuse zones or calibration that do not fit the camera's frames."""
-        for zone in self.zones:
-            zone.check_inside(resolution_wh)
+        zones = list(self.zones)
         if self.throw.facade_polygon_xy:
-            Zone(name="facade", polygon_xy=self.throw.facade_polygon_xy).check_inside(
-                resolution_wh
-            )
+            zones.append(Zone(name="facade", polygon_xy=self.throw.facade_polygon_xy))
+        try:
+            for zone in zones:
+                zone.check_inside(resolution_wh)
+        except ConfigError as exc:
+            # A fleet has many camera files: say whose zone it is.
+            raise ConfigError(f"camera {self.camera_id}: {exc}") from None
 
     @classmethod
     def default_for(cls, source: str) -> CameraConfig:
@@ -251,7 +254,10 @@ def load_camera_file(path: str | Path) -> CameraConfig:
     try:
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (yaml.YAMLError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"camera file {path}: not valid YAML/JSON: {exc}") from exc
+        # YAML's own message spans lines with a picture of the spot; one
+        # line is what a fleet's log needs.
+        where = " ".join(str(exc).split())
+        raise ConfigError(f"camera file {path}: not valid YAML/JSON: {where}") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"camera file {path}: expected a mapping at the top")
 
@@ -265,9 +271,12 @@ def _describe(exc: ValidationError) -> str:
     """One line per problem, with the key path: 'rules.0.dwel_s: unknown key'."""
     parts = []
     for error in exc.errors():
-        where = ".".join(str(part) for part in error["loc"]) or "(top)"
+        where = ".".join(str(part) for part in error["loc"])
         message = error["msg"]
         if error["type"] == "extra_forbidden":
             message = "unknown key"
-        parts.append(f"{where}: {message}")
+        elif error["type"] == "value_error":
+            # A check across fields ("rule X names no zone Y"): its own words.
+            message = message.removeprefix("Value error, ")
+        parts.append(f"{where}: {message}" if where else message)
     return "; ".join(parts)
