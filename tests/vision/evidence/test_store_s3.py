@@ -487,6 +487,37 @@ def test_upload_gives_up_after_bounded_retries(
     assert _objects(s3_server, bucket) == {}
 
 
+def test_retries_back_off_exponentially_with_jitter_under_a_cap(
+    s3_server: S3Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Five tries: waits drawn at random below 0.5, 1, 2 and 4 s (never above
+    the 8 s cap), so many uploaders that failed together do not return
+    together, and a dead store is given up well within 30 s."""
+    bucket = _bucket()
+    _store(s3_server, bucket)
+    caplog.set_level("WARNING", logger="vision.evidence.s3")
+
+    with FaultyFront(s3_server, "fail") as front:
+        store = _store(s3_server, bucket, endpoint=front.endpoint, retries=5)
+        started = time.monotonic()
+        with pytest.raises(ClipUploadError, match="after 5 attempt"):
+            store.put_bytes("cam-1/ev/snap.jpg", b"jpeg" * 1000, "image/jpeg")
+        elapsed_s = time.monotonic() - started
+
+    waits_s = [
+        float(record.getMessage().rsplit("retrying in ", 1)[1].split()[0])
+        for record in caplog.records
+        if "retrying in" in record.getMessage()
+    ]
+    assert len(waits_s) == 4
+    for attempt, wait_s in enumerate(waits_s):
+        assert 0.0 <= wait_s <= min(0.5 * 2**attempt, 8.0) + 0.05
+    # Jittered: not the envelope itself (all four near it: about 2e-6).
+    assert any(w < min(0.5 * 2**a, 8.0) - 0.05 for a, w in enumerate(waits_s))
+    assert elapsed_s < 30.0
+    assert set(front.upload_paths) == {front.upload_paths[0]}  # one key
+
+
 def test_given_up_upload_is_pending_then_stored_once_by_background_retry(
     s3_server: S3Server, tmp_path: Path
 ) -> None:
