@@ -301,6 +301,13 @@ def throw_sweep(
             help="A class the second stage vetoes (repeatable; default bird, kite)."
         ),
     ] = None,
+    verticals: Annotated[
+        bool,
+        typer.Option(
+            help="Give each synthetic camera the vanishing point of its "
+            "facade's verticals, as a steep view's camera file should."
+        ),
+    ] = True,
 ) -> None:
     """Throw recall vs size, height, tilt and fps; false alarms per distractor."""
     from eval.throw_sweep import (
@@ -314,9 +321,13 @@ def throw_sweep(
 
     def run() -> dict[str, Path]:
         if quick:
-            plan = SweepPlan.quick(seeds=seeds or 2, processes=processes)
+            plan = SweepPlan.quick(
+                seeds=seeds or 2, processes=processes, verticals=verticals
+            )
         else:
-            plan = SweepPlan(seeds=seeds or 10, processes=processes)
+            plan = SweepPlan(
+                seeds=seeds or 10, processes=processes, verticals=verticals
+            )
         stage = None
         if second_stage is not None:
             model_dir, mirror_dir, _ = _dirs()

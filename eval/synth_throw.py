@@ -112,6 +112,20 @@ class _Camera:
         return direction * (plane_z / direction[2])
 
 
+def vertical_vanishing_point_xy(spec: SynthSpec) -> tuple[float, float] | None:
+    """Where the facade's verticals meet in this camera's picture.
+
+    The camera is not rolled, so the point lies on the centre column, above
+    the picture centre by the focal length over the tangent of the tilt; a
+    level camera sees verticals parallel and has none.
+    """
+    if abs(spec.tilt_deg) < 1.0:
+        return None
+    camera = _Camera.from_spec(spec)
+    rise_px = camera.focal_px / math.tan(math.radians(spec.tilt_deg))
+    return camera.width / 2, camera.height / 2 - rise_px
+
+
 def load_background(shared_dir: Path, resolution_wh: tuple[int, int]) -> np.ndarray:
     """A real facade frame without any falling object, at the given size."""
     return _background(str(shared_dir / _BACKGROUND_CLIP), resolution_wh).copy()

@@ -56,6 +56,7 @@ from eval.synth_throw import (
     placed,
     render,
     score_clip,
+    vertical_vanishing_point_xy,
     with_whole_fall,
 )
 from models.catalog import ModelSpec, resolve_model
@@ -99,9 +100,14 @@ class SweepPlan:
     episode_s: float = 8.0  # a fresh distractor instance this often
     postroll_s: float = CameraConfig(camera_id="synth").throw.postroll_s
     processes: int = 2
+    # Each synthetic camera's file gives the vanishing point of its facade's
+    # verticals, as an installer enters it for a camera that looks up.
+    verticals: bool = True
 
     @classmethod
-    def quick(cls, seeds: int = 2, processes: int = 2) -> SweepPlan:
+    def quick(
+        cls, seeds: int = 2, processes: int = 2, verticals: bool = True
+    ) -> SweepPlan:
         """A couple of minutes per distractor kind and a few falls per axis."""
         return cls(
             seeds=seeds,
@@ -112,6 +118,7 @@ class SweepPlan:
             distractor_s=120.0,
             chunk_s=120.0,
             processes=processes,
+            verticals=verticals,
         )
 
     def axis_values(self, axis: str) -> tuple[float, ...]:
@@ -166,6 +173,7 @@ class ThrowTask:
     spec: SynthSpec
     postroll_s: float
     stage: StageSpec | None = None
+    verticals: bool = True
 
 
 @dataclass(frozen=True)
@@ -178,6 +186,7 @@ class StreamTask:
     duration_s: float
     episode_s: float
     stage: StageSpec | None = None
+    verticals: bool = True
 
 
 @dataclass
@@ -247,6 +256,7 @@ def throw_tasks(
                             replace(spec, object_grey=grey),
                             plan.postroll_s,
                             stage,
+                            plan.verticals,
                         )
                     )
     return tasks
@@ -269,7 +279,8 @@ def run_throw(task: ThrowTask) -> dict[str, Any]:
     """Render, analyse and score one fall."""
     spec = task.spec
     frames, truth = render(spec, load_background(task.shared_dir, spec.resolution_wh))
-    analyzer = throw_analyzer("synth", task.stage)
+    vanishing_point = vertical_vanishing_point_xy(spec) if task.verticals else None
+    analyzer = throw_analyzer("synth", task.stage, vanishing_point)
     events = [event for frame in frames for event in analyzer.process(frame)]
     events += analyzer.finish()
     row: dict[str, Any] = {
@@ -331,7 +342,15 @@ def stream_tasks(
         while left_s > 1e-6:
             duration_s = min(plan.chunk_s, left_s)
             tasks.append(
-                StreamTask(shared_dir, kind, chunk, duration_s, plan.episode_s, stage)
+                StreamTask(
+                    shared_dir,
+                    kind,
+                    chunk,
+                    duration_s,
+                    plan.episode_s,
+                    stage,
+                    plan.verticals,
+                )
             )
             left_s -= duration_s
             chunk += 1
@@ -391,7 +410,9 @@ def run_stream(task: StreamTask) -> dict[str, Any]:
     started = time.perf_counter()
     seed = stream_seed(task.kind, task.chunk)
     background = load_background(task.shared_dir, STREAM_RESOLUTION_WH)
-    analyzer = throw_analyzer(f"synth-{task.kind}", task.stage)
+    view = SynthSpec(resolution_wh=STREAM_RESOLUTION_WH)
+    vanishing_point = vertical_vanishing_point_xy(view) if task.verticals else None
+    analyzer = throw_analyzer(f"synth-{task.kind}", task.stage, vanishing_point)
     events, frames = [], 0
     for frame in distractor_frames(
         task.kind,
@@ -415,11 +436,18 @@ def run_stream(task: StreamTask) -> dict[str, Any]:
     }
 
 
-def throw_analyzer(camera_id: str, stage: StageSpec | None) -> ThrowAnalyzer:
+def throw_analyzer(
+    camera_id: str,
+    stage: StageSpec | None,
+    vanishing_point_xy: tuple[float, float] | None = None,
+) -> ThrowAnalyzer:
     """The analyzer a camera worker would run, with the stage if given."""
     from vision.pipeline import build_analyzers
 
-    throw = ThrowConfig(second_stage=stage.config if stage else None)
+    throw = ThrowConfig(
+        second_stage=stage.config if stage else None,
+        vertical_vanishing_point_xy=vanishing_point_xy,
+    )
     camera = CameraConfig(camera_id=camera_id, throw=throw)
     analyzer = build_analyzers(camera, lambda _path: _stage_detector(stage))[0]
     assert isinstance(analyzer, ThrowAnalyzer)
@@ -672,7 +700,17 @@ def render_markdown(report: SweepReport, *, machine: str) -> str:
         "at 25 fps in 640x360, released 15-45 m above a camera 8-20 m from the "
         "facade, the camera tilted so the release point shows in the upper part "
         "of the view. A forced fall height keeps the facade distance and turns "
-        "the camera; a forced tilt keeps the height and moves the facade. Origin "
+        "the camera; a forced tilt keeps the height and moves the facade (at 60 "
+        "degrees to within 2-9 m of the camera, so the object passes close by "
+        "the lens). "
+        + (
+            "Each camera file gives the vanishing point of the facade's "
+            "verticals, so a fall slanting outward along them in a steep view "
+            "counts as downward. "
+            if plan.verticals
+            else "No camera file gives the vanishing point of the verticals. "
+        )
+        + "Origin "
         "error: pixels between the event's origin and the true release point. "
         "Alert after end: stream seconds from the end of the last frame showing "
         "the object (left the view or landed) to the analyzer's decision.",
@@ -713,10 +751,11 @@ def render_markdown(report: SweepReport, *, machine: str) -> str:
 
 
 def _regenerate_options(report: SweepReport) -> str:
+    verticals = "" if report.plan.verticals else " --no-verticals"
     if report.stage is None:
-        return "--out docs/throw_sweep"
+        return f"--out docs/throw_sweep{verticals}"
     vetoes = "".join(f" --veto-class {c}" for c in report.stage.config.veto_classes)
-    return f"--second-stage {report.stage.model.name}{vetoes}"
+    return f"--second-stage {report.stage.model.name}{vetoes}{verticals}"
 
 
 def _stage_lines(report: SweepReport) -> list[str]:

@@ -155,6 +155,13 @@ class ThrowConfig(_Strict):
         default_factory=list,
         description="Image columns of window boundaries, left to right.",
     )
+    vertical_vanishing_point_xy: Point | None = Field(
+        default=None,
+        description="Where the facade's vertical edges meet when extended "
+        "(image pixels, usually above the frame). Give it for a camera that "
+        "looks steeply up: falls then count as downward along those lines "
+        "rather than straight down the image.",
+    )
     min_fall_s: float = Field(default=0.3, gt=0.0)
     preroll_s: float = Field(default=5.0, ge=0.0)
     postroll_s: float = Field(default=2.0, ge=0.0)

@@ -15,7 +15,7 @@ import statistics
 
 import numpy as np
 
-from vision.analyze.fall_fit import FallCriteria
+from vision.analyze.fall_fit import FallCriteria, drop_and_angle
 from vision.analyze.fall_track import Sighting
 from vision.types import TrajectoryPoint
 
@@ -100,19 +100,22 @@ def drops(
     Far enough is many of the object's own sizes, or, for an object large in
     the picture, a good share of the watched region's height.
     """
-    dx = sightings[-1].x - sightings[0].x
-    dy = sightings[-1].y - sightings[0].y
-    if dy < criteria.min_drop_px:
+    first, last = sightings[0], sightings[-1]
+    drop, angle = drop_and_angle(
+        (first.x, first.y), (last.x, last.y), criteria.vertical_vanishing_point_xy
+    )
+    if drop < criteria.min_drop_px:
         return False
+
     size_px = statistics.median(s.size_px for s in sightings)
-    far = dy >= criteria.min_drop_sizes * size_px
+    far = drop >= criteria.min_drop_sizes * size_px
     near = (
-        dy >= criteria.min_drop_region_share * region_height_px
-        and dy >= criteria.min_drop_sizes_when_near * size_px
+        drop >= criteria.min_drop_region_share * region_height_px
+        and drop >= criteria.min_drop_sizes_when_near * size_px
     )
     if not (far or near):
         return False
-    return math.degrees(math.atan2(abs(dx), dy)) <= criteria.max_angle_from_down_deg
+    return angle <= criteria.max_angle_from_down_deg
 
 
 def moving_steps(sightings: list[Sighting]) -> int:

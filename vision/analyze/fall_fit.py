@@ -58,6 +58,10 @@ class FallCriteria:
     max_trace_back_s: float = 2.5
     timing_jitter_frames: float = 0.35
     max_timing_jitter_s: float = 0.015
+    # Where the verticals of the view meet (image pixels, usually above the
+    # frame), when the camera file gives it; ``None`` means image down is
+    # down everywhere.
+    vertical_vanishing_point_xy: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,8 +143,10 @@ def _fit_once(
     if t[-1] < criteria.min_fall_s:
         return FallFit(False, "too short")
 
-    angle = _angle_from_down_deg(x[-1] - x[0], y[-1] - y[0])
-    if y[-1] - y[0] < criteria.min_drop_px:
+    drop, angle = drop_and_angle(
+        (x[0], y[0]), (x[-1], y[-1]), criteria.vertical_vanishing_point_xy
+    )
+    if drop < criteria.min_drop_px:
         return FallFit(False, "not downward", angle_from_down_deg=angle)
     if angle > criteria.max_angle_from_down_deg:
         return FallFit(False, "not mostly downward", angle_from_down_deg=angle)
@@ -365,5 +371,38 @@ def _speed_y(t: np.ndarray, t0: float, coef: tuple[float, float, float]) -> np.n
     return (a - b * c) * 2.0 * tau / (1.0 + c * s) ** 2
 
 
-def _angle_from_down_deg(dx: float, dy: float) -> float:
-    return math.degrees(math.atan2(abs(dx), max(dy, 1e-9)))
+def drop_and_angle(
+    start_xy: tuple[float, float],
+    end_xy: tuple[float, float],
+    vertical_vanishing_point_xy: tuple[float, float] | None,
+) -> tuple[float, float]:
+    """How far a path went down, and how many degrees it strays from down.
+
+    A camera looking steeply up at a facade sees its verticals converge on a
+    point above the picture, and a fall off the picture's centre runs along
+    them, slanting outward: measured against image down, a fall near the
+    edge of such a view looks sideways. Where the camera file gives that
+    point, down is the line from it through where the path starts.
+    """
+    dx, dy = end_xy[0] - start_xy[0], end_xy[1] - start_xy[1]
+    down_x, down_y = _down_at(start_xy, vertical_vanishing_point_xy)
+    along = dx * down_x + dy * down_y
+    across = abs(dx * down_y - dy * down_x)
+    return along, math.degrees(math.atan2(across, max(along, 1e-9)))
+
+
+def _down_at(
+    xy: tuple[float, float], vanishing_point_xy: tuple[float, float] | None
+) -> tuple[float, float]:
+    """Unit vector of world down at an image point (image down by default)."""
+    if vanishing_point_xy is None:
+        return 0.0, 1.0
+    dx, dy = xy[0] - vanishing_point_xy[0], xy[1] - vanishing_point_xy[1]
+    length = math.hypot(dx, dy)
+    if length < 1e-6:
+        return 0.0, 1.0
+    # Above the view the point is where "up" meets; below, where "down" does
+    # (a camera looking down from a pole). Down always has the image rows
+    # growing when the camera is not rolled.
+    sign = 1.0 if dy >= 0 else -1.0
+    return sign * dx / length, sign * dy / length

@@ -24,7 +24,7 @@ import bisect
 import logging
 import math
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -109,7 +109,10 @@ class ThrowAnalyzer:
         self._vetoed: list[tuple[list[TrajectoryPoint], float]] = []
         self._pool: list[_Pending] = []
         self._informative_ts_s: list[float] = []
-        self.criteria = criteria or FallCriteria(min_fall_s=self.config.min_fall_s)
+        self.criteria = criteria or FallCriteria(
+            min_fall_s=self.config.min_fall_s,
+            vertical_vanishing_point_xy=self.config.vertical_vanishing_point_xy,
+        )
         self.frames_seen = 0
         self.frames_corrupt = 0
         self.frames_repeated = 0
@@ -168,10 +171,11 @@ class ThrowAnalyzer:
             (width, height), self.config.facade_polygon_xy, self._motion_settings
         )
         self._tracker = FallTracker(height)
-        self.criteria = self._criteria or FallCriteria(
-            min_fall_s=self.config.min_fall_s,
-            max_speed_px_s=self._tracker.max_speed_px_s,
-        )
+        if self._criteria is None:
+            # The fastest plausible fall scales with the frame's height.
+            self.criteria = replace(
+                self.criteria, max_speed_px_s=self._tracker.max_speed_px_s
+            )
         self._health = MotionHealth(self._proposer.region_xyxy)
         self._log.info(
             "throw analysis on %dx%d frames, working at 1/%d scale",

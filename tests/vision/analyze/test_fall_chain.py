@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -118,3 +120,35 @@ def test_the_ball_clip_at_1080p_files_each_fall_once_and_the_tree_nothing(
     # The clip loops the fall four times; each fall starts near the top.
     assert len(events) == 4
     assert all(e.trajectory[0].y < 200 and e.origin.x < 1000 for e in events)
+
+
+def _along_converging_verticals(vanishing_point_xy, start_xy, steps: int = 12):
+    """A fall slanting outward along the line from the vanishing point."""
+    dx, dy = start_xy[0] - vanishing_point_xy[0], start_xy[1] - vanishing_point_xy[1]
+    scale = 150.0 / math.hypot(dx, dy)
+    return [
+        _sighting(
+            i * 0.04,
+            start_xy[0] + dx * scale * (i / (steps - 1)) ** 2,
+            start_xy[1] + dy * scale * (i / (steps - 1)) ** 2,
+        )
+        for i in range(steps)
+    ]
+
+
+def test_a_steep_views_slanting_fall_drops_along_its_verticals() -> None:
+    # Verticals meet 30 px above the centre column; the fall starts far left,
+    # so it runs 68 degrees from image down.
+    vanishing_point = (320.0, 30.0)
+    fall = _along_converging_verticals(vanishing_point, (100.0, 120.0))
+    steep = replace(CRITERIA, vertical_vanishing_point_xy=vanishing_point)
+
+    assert not drops(fall, CRITERIA, REGION_HEIGHT_PX)
+    assert drops(fall, steep, REGION_HEIGHT_PX)
+
+
+def test_a_level_flight_stays_level_in_a_steep_view() -> None:
+    steep = replace(CRITERIA, vertical_vanishing_point_xy=(320.0, 30.0))
+    flight = [_sighting(i * 0.04, 100.0 + 15.0 * i, 120.0 + 2.0 * i) for i in range(12)]
+
+    assert not drops(flight, steep, REGION_HEIGHT_PX)
