@@ -113,8 +113,9 @@ class FallTracker:
         max_sightings: int = 400,
     ) -> None:
         # A falling object near the bottom of a view looking up crosses a few
-        # frame heights per second at most.
-        self.max_speed_px_s = 4.0 * frame_height_px
+        # frame heights per second at most; one passing a few metres from a
+        # camera that looks steeply up along the facade, up to about eight.
+        self.max_speed_px_s = 8.0 * frame_height_px
         self.max_misses = max_misses
         self.max_gap_s = max_gap_s
         self.max_sightings = max_sightings
