@@ -88,12 +88,9 @@ def _run_child(job: SpeedJob, cpu: int | None) -> dict[str, Any]:
         command, capture_output=True, text=True, env=env, cwd=repo_root, check=False
     )
     if done.returncode != 0:
-        tail = done.stderr.strip().splitlines()[-5:]
-        return {
-            "kind": job.kind,
-            "video": Path(job.video).name,
-            "error": " / ".join(tail),
-        }
+        # The last line: the refusal's message, or a crash's exception.
+        lines = done.stderr.strip().splitlines() or [f"exit {done.returncode}"]
+        return {"kind": job.kind, "video": Path(job.video).name, "error": lines[-1]}
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -451,10 +448,19 @@ def render_speed_table(results: list[dict[str, Any]]) -> str:
 
 
 def _child_main(argv: list[str]) -> int:
+    from vision.errors import CitywatchError
+
     job = SpeedJob(**json.loads(argv[0]))
     if len(argv) > 1 and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {int(argv[1])})
-    print(json.dumps(measure(job)))  # noqa: T201  (the parent reads stdout)
+    try:
+        result = measure(job)
+    except CitywatchError as exc:
+        # A missing model or video is the reader's to fix: say it in one
+        # line, which the parent shows in the row of this run.
+        print(str(exc), file=sys.stderr)  # noqa: T201
+        return 2
+    print(json.dumps(result))  # noqa: T201  (the parent reads stdout)
     return 0
 
 
