@@ -159,6 +159,27 @@ def test_float16_model_gets_float16_input_and_agrees_with_float32(
         assert fp16.data["class_name"][best] == name
 
 
+def test_half_converted_graph_is_named_at_startup(tmp_path):
+    # A partial FP16 conversion leaves a float input meeting a float16
+    # constant at a Concat: onnxruntime refuses the graph when it loads.
+    half = helper.make_tensor(
+        "half", TensorProto.FLOAT16, [1, 1, 640, 640], [0] * 640 * 640
+    )
+    graph = helper.make_graph(
+        [helper.make_node("Concat", ["images", "half"], ["joined"], axis=1)],
+        "half_converted",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 640, 640])],
+        [helper.make_tensor_value_info("joined", TensorProto.FLOAT, [1, 4, 640, 640])],
+        initializer=[half],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, tmp_path / "half_converted.onnx")
+
+    with pytest.raises(ModelLoadError, match=r"half_converted\.onnx.*cannot load"):
+        Detector.from_file(tmp_path / "half_converted.onnx")
+
+
 def _iou(box: np.ndarray, others: np.ndarray) -> np.ndarray:
     x1 = np.maximum(box[0], others[:, 0])
     y1 = np.maximum(box[1], others[:, 1])
