@@ -1,7 +1,7 @@
-"""Push sources over HTTP: single JPEG frames and recorded clips.
+"""Push sources over HTTP: single JPEG or PNG frames and recorded clips.
 
 Uploads are untrusted and may be huge. Sizes are checked from the headers
-before the body is read (Content-Length, then the JPEG's own frame header for
+before the body is read (Content-Length, then the image's own header for
 its pixel count), bodies stream to a temporary file in chunks and are never
 held whole in memory, a disk without room answers 507 with a message saying
 so, and temporary files are always removed.
@@ -73,7 +73,10 @@ def ingest_router(hub: PushHub, limits: IngestLimits | None = None) -> APIRouter
         request: Request,
         captured_at: CapturedAt = None,
     ) -> JSONResponse:
-        """One JPEG frame with its capture time (query or X-Captured-At)."""
+        """One JPEG or PNG frame with its capture time (query or X-Captured-At).
+
+        A PNG's alpha channel is dropped: the analyzers see colour only.
+        """
         when = _capture_time(captured_at, request)
         pushed = hub.camera(camera_id)
         if pushed is None:
@@ -200,7 +203,8 @@ async def _chunks(request: Request) -> AsyncIterator[bytes]:
 
 
 def _decode_frame(path: Path, limits: IngestLimits):
-    """Decode a JPEG after checking its declared size; large ones come out smaller."""
+    """Decode a JPEG or PNG after checking its declared size; large ones
+    come out smaller."""
     try:
         width, height = image_size_from_header(path)
     except FrameError as exc:
@@ -224,5 +228,5 @@ def _decode_frame(path: Path, limits: IngestLimits):
     }[reduction]
     image = cv2.imread(str(path), flags)
     if image is None:
-        raise HTTPException(422, "frame: the JPEG data cannot be decoded")
+        raise HTTPException(422, "frame: the image data cannot be decoded")
     return image

@@ -136,6 +136,25 @@ def test_large_real_frame_is_accepted_and_downscaled(service) -> None:
     assert recorder.frames[0].image.shape == (750, 1000, 3)  # decoded at 1/8
 
 
+def test_rgba_png_frame_loses_its_alpha_not_the_request(service) -> None:
+    client, recorder, *_ = service
+    gradient = np.zeros((416, 339, 3), np.uint8)
+    gradient[..., 0] = np.linspace(0, 255, 339, dtype=np.uint8)
+    gradient[..., 1] = np.linspace(0, 255, 416, dtype=np.uint8)[:, None]
+    gradient[..., 2] = 128
+    alpha = np.tile(np.linspace(0, 255, 339).astype(np.uint8), (416, 1))
+    rgba = cv2.imencode(".png", np.dstack([gradient, alpha]))[1].tobytes()
+    rgb = cv2.imencode(".png", gradient)[1].tobytes()
+
+    with_alpha = _post_frame(client, rgba, T0)
+    without = _post_frame(client, rgb, T0 + timedelta(seconds=1))
+
+    assert (with_alpha.status_code, without.status_code) == (202, 202), with_alpha.text
+    first, second = (frame.image for frame in recorder.frames)
+    assert first.shape == (416, 339, 3)
+    np.testing.assert_array_equal(first, second)
+
+
 @pytest.mark.parametrize(
     ("data", "status"),
     [(b"not a jpeg at all", 422), (b"\xff\xd8\xff\xe0" + b"\x00" * 10, 422)],
