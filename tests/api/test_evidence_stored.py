@@ -152,6 +152,46 @@ def test_spooled_evidence_reaching_the_store_updates_the_ticket(
     assert inner.exists(key_of(event, EvidenceKind.CLIP))
 
 
+def test_full_spool_still_files_the_ticket_with_evidence_missing(
+    session_factory: sessionmaker[Session],
+    client: TestClient,
+    tmp_path: Path,
+    throw_clip: Path,
+    street_photo: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The store is down and the spool's cap is smaller than one clip, so
+    # nothing can be kept: tickets must still be filed, saying so.
+    sink = DatabaseSink(session_factory)
+    spool = SpoolingStore(
+        _SwitchableStore(tmp_path / "store"), tmp_path / "spool", 1000
+    )
+    files = {EvidenceKind.CLIP: throw_clip, EvidenceKind.SNAPSHOT: street_photo}
+
+    ticket_ids = []
+    with caplog.at_level(logging.ERROR, logger="vision.evidence.spool"):
+        for _ in range(2):
+            event = make_event(camera_id=CAMERA)
+            event.evidence = [
+                spool.put_file(key_of(event, kind), path, TYPES[kind]).to_evidence_item(
+                    kind
+                )
+                for kind, path in files.items()
+            ]
+            ticket_ids.append(sink.file(event).ticket_id)
+
+    assert len(set(ticket_ids)) == 2
+    for ticket_id in ticket_ids:
+        ticket = ticket_json(client, ticket_id)
+        assert ticket["evidence_state"] == "missing"
+        assert all(
+            "local spool full" in (e["reason"] or "") for e in ticket["evidence"]
+        )
+    alarms = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(alarms) == 4 and all("storage alarm" in a for a in alarms)
+    assert spool.missing_count == 4
+
+
 def test_verification_evidence_is_marked_without_touching_the_original(
     session_factory: sessionmaker[Session], client: TestClient
 ) -> None:
