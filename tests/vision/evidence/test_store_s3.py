@@ -29,6 +29,7 @@ import boto3
 import numpy as np
 import pytest
 from minio import Minio
+from minio.error import S3Error
 
 from tests.s3server import S3Server, start_s3_server
 from vision.errors import ClipUploadError, StoreError
@@ -238,6 +239,26 @@ def test_bucket_created_elsewhere_meanwhile_counts_as_ready(
 
     late._make_bucket()  # the race: it was absent when this worker looked
     late.ensure_bucket()
+
+    assert late.put_bytes("cam/a.jpg", b"jpeg", "image/jpeg").size_bytes == 4
+
+
+def test_bucket_answered_already_exists_counts_as_ready(s3_server: S3Server) -> None:
+    # Some S3 servers answer a racing create with BucketAlreadyExists even for
+    # the same owner; here the server gives it because another account made it.
+    bucket = _bucket()
+    other_account = _boto(s3_server)
+
+    def as_other_account(request, **_) -> None:  # type: ignore[no-untyped-def]
+        request.headers["x-moto-account-id"] = "111122223333"
+
+    other_account.meta.events.register("before-send.s3.CreateBucket", as_other_account)
+    other_account.create_bucket(Bucket=bucket)
+    late = _store(s3_server, bucket, ensure_bucket=False)
+
+    with pytest.raises(S3Error, match="BucketAlreadyExists"):
+        late._client.make_bucket(bucket_name=bucket)
+    late._make_bucket()
 
     assert late.put_bytes("cam/a.jpg", b"jpeg", "image/jpeg").size_bytes == 4
 
