@@ -66,6 +66,7 @@ ERROR_RESPONSES: list[tuple[type[Exception], int, str]] = [
     (users.UserExists, status.HTTP_409_CONFLICT, "user_exists"),
     (workflow.NoAssignee, status.HTTP_422_UNPROCESSABLE_CONTENT, "no_assignee"),
     (tickets.EvidenceNotFound, status.HTTP_404_NOT_FOUND, "evidence_not_found"),
+    (tickets.EventNotFiled, status.HTTP_404_NOT_FOUND, "event_not_filed"),
     (tickets.IllegalTransition, status.HTTP_409_CONFLICT, "illegal_transition"),
     (tickets.InvalidReview, status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_review"),
     (tickets.InvalidEvent, status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_event"),

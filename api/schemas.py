@@ -288,6 +288,13 @@ class AssignRequest(NoteRequest):
     assignee: str = Field(min_length=1, max_length=255)
 
 
+class EventTicket(_Body):
+    """The ticket an event was filed into, or attached to."""
+
+    ticket_id: int
+    state: TicketState
+
+
 class EventFiled(_Body):
     ticket_id: int
     created: bool = Field(description="False when the event was filed before.")

@@ -7,7 +7,9 @@ a filing whose answer it never saw without making a second ticket. Both are
 also the camera's ``VerificationChannel``: they list the resolved tickets it
 should re-check and report what it saw. And both hear when evidence that
 was spooled while the store was down has reached it
-(``evidence_stored``), so the ticket stops showing it as pending.
+(``evidence_stored``), so the ticket stops showing it as pending, and both
+say which ticket an event went into on an earlier run (``filed_before``), so
+a recording analysed again leaves that ticket's evidence alone.
 """
 
 from __future__ import annotations
@@ -181,6 +183,24 @@ class HttpSink:
             ticket_id=str(body["ticket_id"]),
             created=response.status_code == httpx.codes.CREATED,
         )
+
+    def filed_before(self, event_id: str) -> FiledTicket | None:
+        """The ticket this event went into on an earlier run, asked of the
+        service once, without retries: when it cannot answer, the filing
+        that follows retries and reports."""
+        url = f"{self.base_url}/api/events/{quote(event_id, safe='')}"
+        try:
+            response = self._client.get(url, headers=self._headers)
+            if response.status_code == httpx.codes.NOT_FOUND:
+                return None
+            response.raise_for_status()
+        except httpx.HTTPError as exc:
+            raise TicketFilingError(
+                f"could not ask {self.base_url} about event {event_id}: "
+                f"{_describe(exc)}"
+            ) from exc
+        body = response.json()
+        return FiledTicket(str(body["ticket_id"]), created=False, state=body["state"])
 
     def pending_verifications(self, camera_id: str) -> list[VerificationRequest]:
         url = f"{self.base_url}/api/cameras/{camera_id}/verifications"

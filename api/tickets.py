@@ -106,6 +106,12 @@ class TicketNotFound(TicketError, LookupError):
         self.ticket_id = ticket_id
 
 
+class EventNotFiled(TicketError, LookupError):
+    def __init__(self, event_id: str) -> None:
+        super().__init__(f"no ticket holds event {event_id}")
+        self.event_id = event_id
+
+
 class EvidenceNotFound(TicketError, LookupError):
     def __init__(self, ticket_id: int, kind: str, why: str) -> None:
         super().__init__(f"ticket {ticket_id} has no {kind} evidence: {why}")

@@ -1,6 +1,6 @@
-"""Events posted by camera workers that run on other machines, word that
-their spooled evidence reached the store, and the verification requests
-those workers answer."""
+"""Events posted by camera workers that run on other machines, the ticket
+an event went into, word that their spooled evidence reached the store, and
+the verification requests those workers answer."""
 
 from __future__ import annotations
 
@@ -9,19 +9,20 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Response, status
 
 from api import workflow
-from api.access import Action, require
+from api.access import Action, can_see, require
 from api.auth import Forbidden, Principal
 from api.deps import NotifierDep, PrincipalDep, SessionDep, SettingsDep
-from api.filing import file_event, mark_evidence_stored
+from api.filing import file_event, mark_evidence_stored, ticket_of_event
 from api.routes.tickets import TicketId
 from api.schemas import (
     EventFiled,
+    EventTicket,
     EvidenceStored,
     TicketDetail,
     VerificationReport,
     VerificationRequestPublic,
 )
-from api.tickets import MAX_EVENT_ID_CHARS
+from api.tickets import MAX_EVENT_ID_CHARS, EventNotFiled
 from vision.sink import VerificationResult
 from vision.types import Event
 
@@ -71,6 +72,26 @@ def post_event(
         created=created,
         attached=not created and ticket.event_id != event.event_id,
     )
+
+
+@router.get("/api/events/{event_id}", response_model=EventTicket)
+def get_event_ticket(
+    event_id: EventId, session: SessionDep, principal: PrincipalDep
+) -> EventTicket:
+    """The ticket an event went into (the camera's API key, or a user who may
+    see the ticket). A camera that analyses a recording again asks before it
+    writes evidence, so that what was filed and reviewed stays as it was.
+    404 when no ticket the caller may see holds the event."""
+    ticket = ticket_of_event(session, event_id)
+    if ticket is None:
+        raise EventNotFiled(event_id)
+    if principal.is_camera:
+        visible = ticket.camera_id == principal.camera_id
+    else:
+        visible = can_see(principal, ticket.area_path)
+    if not visible:
+        raise EventNotFiled(event_id)
+    return EventTicket(ticket_id=ticket.id, state=ticket.state)
 
 
 @router.post(

@@ -192,6 +192,23 @@ def _file_event(world: World) -> None:
     assert world.ops.get("/api/tickets").json()["total"] == 1
 
 
+def _event_ticket(world: World) -> None:
+    event_id = world.ops.get(f"/api/tickets/{world.ticket_b}").json()["event_id"]
+    url = f"/api/events/{event_id}"
+    answers = {
+        who: world.ops.get(url, headers=headers)
+        for who, headers in [
+            ("user_a", world.user_a),
+            ("camera_a", world.camera_a),
+            ("camera_b", world.camera_b),
+        ]
+    }
+    for who in ("user_a", "camera_a"):
+        assert answers[who].status_code == 404, who
+        assert answers[who].json()["detail"] == "event_not_filed"
+    assert answers["camera_b"].json()["ticket_id"] == world.ticket_b  # its own
+
+
 def _evidence_stored(world: World) -> None:
     event_id = world.ops.get(f"/api/tickets/{world.ticket_b}").json()["event_id"]
     url = f"/api/events/{event_id}/evidence-stored"
@@ -349,6 +366,7 @@ CASES: dict[tuple[str, str], Callable[[World], None]] = {
         w, "reopen", {}, "rejected"
     )(),
     ("post", "/api/events"): _file_event,
+    ("get", "/api/events/{event_id}"): _event_ticket,
     ("post", "/api/events/{event_id}/evidence-stored"): _evidence_stored,
     ("get", "/api/cameras/{camera_id}/verifications"): _camera_verifications,
     ("post", "/api/verifications/{ticket_id}/result"): _verification_result,

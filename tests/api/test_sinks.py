@@ -117,6 +117,33 @@ def test_http_sink_files_through_a_running_api(
     assert ticket_count(session_factory) == 2
 
 
+def test_both_sinks_tell_an_event_filed_before(
+    api_url: str, session_factory: sessionmaker[Session], client, camera_headers
+) -> None:
+    # A recording analysed again must find its tickets, reviewed or not.
+    event = make_event()
+    key = camera_headers("plaza-north")["X-API-Key"]
+    other_camera = camera_headers("gate-south")["X-API-Key"]
+    database = DatabaseSink(session_factory)
+    with (
+        HttpSink(api_url, api_key=key, timeout_s=5.0) as http,
+        HttpSink(api_url, api_key=other_camera, timeout_s=5.0) as stranger,
+    ):
+        before = (
+            database.filed_before(event.event_id),
+            http.filed_before(event.event_id),
+        )
+        ticket_id = http.file(event).ticket_id
+        review = {"decision": "reject", "reason": "other"}
+        client.post(f"/api/tickets/{ticket_id}/review", json=review)
+        after = [sink.filed_before(event.event_id) for sink in (database, http)]
+        unseen = stranger.filed_before(event.event_id)
+
+    assert before == (None, None)
+    assert after == [FiledTicket(ticket_id, created=False, state="rejected")] * 2
+    assert unseen is None  # another camera's event is not its business
+
+
 def test_http_sink_posts_concurrently_without_duplicates(
     api_url: str, session_factory: sessionmaker[Session], camera_headers
 ) -> None:
