@@ -5,13 +5,10 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -20,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.sinks import DatabaseSink, HttpSink, TicketFilingError
 from api.tables import Ticket
 from tests.api.builders import make_event
+from tests.serving import serving
 from vision.sink import FiledTicket, TicketSink
 
 
@@ -28,36 +26,9 @@ def ticket_count(session_factory: sessionmaker[Session]) -> int:
         return session.scalar(select(func.count(Ticket.id))) or 0
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def _serving(app: ASGIApp) -> Iterator[str]:
-    """``app`` served by a real uvicorn server on a loopback port; its URL."""
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10.0
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10.0)
-
-
 @pytest.fixture
 def api_url(app: FastAPI) -> Iterator[str]:
-    with _serving(app) as url:
+    with serving(app) as url:
         yield url
 
 
@@ -174,7 +145,7 @@ def test_a_retry_after_a_timeout_files_no_second_ticket(
     late = _LateFirstAnswer(app, delay_s=2.0)
 
     with (
-        _serving(late) as url,
+        serving(late) as url,
         HttpSink(url, api_key=key, timeout_s=0.5, retries=2, backoff_s=0.0) as sink,
     ):
         filed = sink.file(event)
