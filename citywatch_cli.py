@@ -54,8 +54,10 @@ def _root(
         stream=sys.stderr,
     )
     if not debug:
-        # Migration chatter tells a camera operator nothing.
-        logging.getLogger("alembic").setLevel(logging.WARNING)
+        # Migration chatter and a line per HTTP request (a remote camera
+        # asks the service every few seconds) tell a camera operator nothing.
+        for chatty in ("alembic", "httpx"):
+            logging.getLogger(chatty).setLevel(logging.WARNING)
 
 
 def _fail(message: str) -> None:
@@ -84,12 +86,22 @@ def watch(
         Path | None,
         typer.Option(help="Camera file (YAML); without it, throws on the whole frame."),
     ] = None,
+    remote: Annotated[
+        bool,
+        typer.Option(
+            help="File tickets at the service at CITYWATCH_API_URL with the "
+            "camera's key CITYWATCH_CAMERA_API_KEY, not into a database here; "
+            "evidence goes to the object store the service reads."
+        ),
+    ] = False,
 ) -> None:
     """Analyse a video file to its end (a stream until stopped) and file tickets."""
     from api.settings import get_settings
     from api.watch import watch_source
 
-    report = _guarded(lambda: watch_source(source, camera, get_settings()))
+    report = _guarded(
+        lambda: watch_source(source, camera, get_settings(), remote=remote)
+    )
     _print_report(report)
 
 
@@ -99,19 +111,21 @@ def _print_report(report) -> None:
         f"{report.camera_id}: {len(report.tickets)} ticket(s)"
     )
     for ticket in report.tickets:
-        earlier = (
-            f"  filed before, now {ticket.filed_before_as}; evidence left as it was"
-            if ticket.filed_before_as
-            else ""
-        )
+        notes = []
+        if ticket.evidence_state is not None:
+            notes.append(f"evidence {ticket.evidence_state}")
+        if ticket.filed_before_as:
+            notes.append(
+                f"filed before, now {ticket.filed_before_as}; evidence left as it was"
+            )
         typer.echo(
             f"  ticket {ticket.ticket_id}  {ticket.category:<16} "
             f"{ticket.started_ts_s:6.1f}-{ticket.ended_ts_s:6.1f} s  "
-            f"evidence {ticket.evidence_state}{earlier}"
+            + "  ".join(notes)
         )
         for kind, location in ticket.evidence:
             typer.echo(f"      {kind:<10} {location}")
-    typer.echo(f"database: {report.database}")
+    typer.echo(report.filed_at)
     typer.echo(f"evidence: {report.store}")
 
 

@@ -99,8 +99,13 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8080, ge=1, le=65535)
     api_url: str | None = Field(
         default=None,
-        description="Base URL that remote camera workers post events to; "
+        description="The service that `watch --remote` files tickets at; "
         "default http://{api_host}:{api_port}.",
+    )
+    camera_api_key: SecretStr | None = Field(
+        default=None,
+        description="The camera's API key for `watch --remote` "
+        "(citywatch admin apikey-create --camera ID on the service).",
     )
     ort_intra_op_threads: int | None = Field(
         default=None, ge=1, description="onnxruntime threads; None lets it decide."

@@ -1,8 +1,10 @@
-"""The main job on one machine: a video in, tickets with evidence out.
+"""The main job: a video in, tickets with evidence out.
 
 ``watch_source`` runs one camera's pipeline over a recording (or a stream
-until stopped) with the settings' object store and database, filing tickets
-in-process. It is what ``citywatch watch`` runs.
+until stopped) with the settings' object store. It files tickets into the
+settings' database in-process, or, for a camera worker on another machine,
+at the service's API with the camera's key. It is what ``citywatch watch``
+runs.
 """
 
 from __future__ import annotations
@@ -18,15 +20,17 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api.db import make_engine, make_session_factory, upgrade
 from api.filing import worst_evidence_state
-from api.settings import Settings
-from api.sinks import DatabaseSink
+from api.settings import ENV_PREFIX, Settings
+from api.sinks import DatabaseSink, HttpSink
 from api.storage import build_store, describe_store
 from api.tables import Evidence
 from models.catalog import resolve_model
+from vision.analyze import Analyzer
 from vision.config import CameraConfig, load_camera_file
+from vision.errors import ConfigError, SinkError
 from vision.evidence.objects import ObjectStore
 from vision.evidence.writer import EvidenceWriter
-from vision.pipeline import build_analyzers, open_checked, run_source
+from vision.pipeline import SourceRun, build_analyzers, open_checked, run_source
 from vision.sink import FiledTicket
 from vision.types import Event
 
@@ -42,7 +46,7 @@ class FiledTicketSummary:
     category: str
     started_ts_s: float
     ended_ts_s: float
-    evidence_state: str
+    evidence_state: str | None  # None: filed before, as the service knows
     evidence: list[tuple[str, str]]  # (kind, where it lies)
     # Filed by an earlier run of the same recording; its state then.
     filed_before_as: str | None = None
@@ -54,7 +58,7 @@ class WatchReport:
     frames: int
     duration_s: float
     tickets: list[FiledTicketSummary]
-    database: str
+    filed_at: str  # "database: URL" or "service: URL"
     store: str
 
 
@@ -78,8 +82,15 @@ def load_detector(name_or_path: str, settings: Settings) -> Detector:
 
 
 def watch_source(
-    source: str, camera_file: Path | None, settings: Settings
+    source: str,
+    camera_file: Path | None,
+    settings: Settings,
+    *,
+    remote: bool = False,
 ) -> WatchReport:
+    """Run the camera over ``source``; ``remote`` files at the service
+    (``settings.api_url``) with ``settings.camera_api_key`` instead of into
+    the database."""
     camera = (
         load_camera_file(camera_file)
         if camera_file is not None
@@ -90,6 +101,12 @@ def watch_source(
     # store is touched: a bad input leaves nothing half-written behind.
     open_checked(source, camera).close()
     analyzers = build_analyzers(camera, partial(load_detector, settings=settings))
+    if remote:
+        with _service_sink(camera, settings) as sink:
+            store = build_store(settings)
+            run = _run(source, camera, analyzers, store, sink)
+        tickets = [_remote_summary(e, filed, store) for e, filed in run.stats.filed]
+        return _report(camera, run, tickets, f"service: {sink.base_url}", store)
     store = build_store(settings)
 
     assert settings.database_url is not None  # derived by Settings
@@ -97,33 +114,96 @@ def watch_source(
     engine = make_engine(settings.database_url)
     try:
         session_factory = make_session_factory(engine)
-        sink = DatabaseSink(
+        database = DatabaseSink(
             session_factory,
             duplicate_window_s=settings.duplicate_window_s,
             duplicate_iou=settings.duplicate_iou,
         )
-        run = run_source(
-            source,
-            camera,
-            analyzers=analyzers,
-            writer=EvidenceWriter(store),
-            sink=sink,
-            verification=sink,
-        )
+        run = _run(source, camera, analyzers, store, database)
         tickets = [
             _summary(event, filed, store, session_factory)
             for event, filed in run.stats.filed
         ]
     finally:
         engine.dispose()
+    filed_at = f"database: {_redact(settings.database_url)}"
+    return _report(camera, run, tickets, filed_at, store)
 
+
+def _service_sink(camera: CameraConfig, settings: Settings) -> HttpSink:
+    """A sink to the service, checked before any frame is read: the service
+    answers and takes this key for this camera."""
+    key = settings.camera_api_key
+    if key is None or not key.get_secret_value():
+        raise ConfigError(
+            f"--remote needs the camera's API key in {ENV_PREFIX}CAMERA_API_KEY "
+            f"(on the service: citywatch admin apikey-create --camera "
+            f"{camera.camera_id})"
+        )
+    assert settings.api_url is not None  # derived by Settings
+    sink = HttpSink(settings.api_url, api_key=key.get_secret_value(), retries=2)
+    try:
+        sink.pending_verifications(camera.camera_id)
+    except SinkError as exc:
+        sink.close()
+        raise ConfigError(
+            f"camera {camera.camera_id}: {exc}; is the service running, and is "
+            f"{ENV_PREFIX}CAMERA_API_KEY this camera's key?"
+        ) from exc
+    return sink
+
+
+def _run(
+    source: str,
+    camera: CameraConfig,
+    analyzers: list[Analyzer],
+    store: ObjectStore,
+    sink: DatabaseSink | HttpSink,
+) -> SourceRun:
+    """The camera over the source; the sink also hears the verifications."""
+    return run_source(
+        source,
+        camera,
+        analyzers=analyzers,
+        writer=EvidenceWriter(store),
+        sink=sink,
+        verification=sink,
+    )
+
+
+def _report(
+    camera: CameraConfig,
+    run: SourceRun,
+    tickets: list[FiledTicketSummary],
+    filed_at: str,
+    store: ObjectStore,
+) -> WatchReport:
     return WatchReport(
         camera_id=camera.camera_id,
         frames=run.stats.frames_in,
         duration_s=run.stats.last_ts_s,
         tickets=tickets,
-        database=_redact(settings.database_url),
+        filed_at=filed_at,
         store=describe_store(store, ""),
+    )
+
+
+def _remote_summary(
+    event: Event, filed: FiledTicket, store: ObjectStore
+) -> FiledTicketSummary:
+    """One ticket filed at the service; one filed before keeps the evidence
+    it was filed with, which only the service knows."""
+    return FiledTicketSummary(
+        ticket_id=filed.ticket_id,
+        category=event.category.value,
+        started_ts_s=event.started_ts_s,
+        ended_ts_s=event.ended_ts_s,
+        evidence_state=None if filed.state else event.evidence_state.value,
+        evidence=[
+            (item.kind.value, describe_store(store, item.key))
+            for item in event.evidence
+        ],
+        filed_before_as=filed.state,
     )
 
 

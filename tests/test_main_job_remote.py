@@ -1,0 +1,160 @@
+"""A camera worker on another machine: `citywatch watch --remote` files at a
+running service with the camera's API key, its evidence in the object store
+the service reads (a real moto S3 server), and keeps no database of its own."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from minio import Minio
+
+from tests.serving import serving
+from tests.test_main_job import run_citywatch
+
+CAMERA_ID = "throw_facade_ball_720p30"  # what watch names a camera without a file
+BUCKET = "remote-evidence"
+
+
+@dataclass
+class Service:
+    url: str
+    camera_key: str
+    reviewer: httpx.Client
+    s3_env: dict[str, str]
+
+
+@pytest.fixture
+def service(tmp_path: Path, s3_server) -> Iterator[Service]:
+    from api import auth, users
+    from api.db import make_engine, make_session_factory, upgrade
+    from api.main import create_app
+    from api.settings import Settings
+
+    s3_env = {
+        "CITYWATCH_STORE_KIND": "s3",
+        "CITYWATCH_S3_ENDPOINT": s3_server.endpoint,
+        "CITYWATCH_S3_ACCESS_KEY": s3_server.access_key,
+        "CITYWATCH_S3_SECRET_KEY": s3_server.secret_key,
+        "CITYWATCH_S3_BUCKET": BUCKET,
+        "CITYWATCH_S3_SECURE": "false",
+    }
+    settings = Settings(
+        data_dir=tmp_path / "service",
+        store_kind="s3",
+        s3_endpoint=s3_server.endpoint,
+        s3_access_key=s3_server.access_key,
+        s3_secret_key=s3_server.secret_key,
+        s3_bucket=BUCKET,
+        s3_secure=False,
+    )
+    assert settings.database_url is not None
+    upgrade(settings.database_url)
+    engine = make_engine(settings.database_url)
+    session_factory = make_session_factory(engine)
+    app = create_app(settings, session_factory=session_factory)
+    with session_factory() as session:
+        camera_key = auth.create_api_key(
+            session, name=f"camera {CAMERA_ID}", camera_id=CAMERA_ID
+        )
+        reviewer = users.create_user(session, "reviewer", [("reviewer", "")])
+        token = auth.issue_token(reviewer, app.state.token_secret, 600)
+
+    with (
+        serving(app) as url,
+        httpx.Client(
+            base_url=url, headers={"Authorization": f"Bearer {token}"}
+        ) as client,
+    ):
+        yield Service(url, camera_key, client, s3_env)
+    engine.dispose()
+
+
+def _watch_remote(service: Service, video: Path, worker_dir: Path, mirror: Path, **env):
+    return run_citywatch(
+        ["watch", str(video), "--remote"],
+        worker_dir,
+        mirror,
+        **{
+            "CITYWATCH_API_URL": service.url,
+            "CITYWATCH_CAMERA_API_KEY": service.camera_key,
+            **service.s3_env,
+            **env,
+        },
+    )
+
+
+@pytest.mark.slow
+def test_a_worker_elsewhere_files_at_the_service_and_keeps_no_database(
+    service: Service, tmp_path: Path, videos_dir: Path, models_mirror: Path, s3_server
+) -> None:
+    video = videos_dir / "throw_facade_ball_720p30.mp4"
+    worker_dir = tmp_path / "worker"
+
+    first = _watch_remote(service, video, worker_dir, models_mirror)
+
+    assert first.returncode == 0, first.stderr
+    assert f"service: {service.url}" in first.stdout
+    (ticket,) = service.reviewer.get("/api/tickets").json()["items"]
+    assert (ticket["category"], ticket["camera_id"]) == ("throw", CAMERA_ID)
+    detail = service.reviewer.get(f"/api/tickets/{ticket['id']}").json()
+    assert detail["evidence_state"] == "stored"
+    links = {item["kind"]: item["url"] for item in detail["evidence"]}
+    clip = service.reviewer.get(links["clip"])
+    assert clip.status_code == 200
+    assert clip.headers["content-type"].startswith("video/mp4")
+    assert not (worker_dir / "citywatch.db").exists()
+    assert not (worker_dir / "evidence").exists()
+
+    # The same recording again: the ticket and its evidence stay as filed.
+    bucket = Minio(
+        s3_server.endpoint,
+        access_key=s3_server.access_key,
+        secret_key=s3_server.secret_key,
+        secure=False,
+    )
+    objects = {
+        o.object_name: o.etag for o in bucket.list_objects(BUCKET, recursive=True)
+    }
+    review = {"decision": "confirm"}
+    service.reviewer.post(f"/api/tickets/{ticket['id']}/review", json=review)
+
+    again = _watch_remote(service, video, worker_dir, models_mirror)
+
+    assert again.returncode == 0, again.stderr
+    assert "filed before, now confirmed" in again.stdout
+    assert service.reviewer.get("/api/tickets").json()["total"] == 1
+    after = {o.object_name: o.etag for o in bucket.list_objects(BUCKET, recursive=True)}
+    assert after == objects
+
+
+@pytest.mark.parametrize(
+    ("key", "expected"),
+    [
+        ("", "CITYWATCH_CAMERA_API_KEY"),
+        ("cwk_not_a_key", "is CITYWATCH_CAMERA_API_KEY this camera's key?"),
+    ],
+    ids=["no key", "wrong key"],
+)
+def test_a_worker_without_a_good_key_stops_at_once_with_one_line(
+    service: Service,
+    tmp_path: Path,
+    videos_dir: Path,
+    models_mirror: Path,
+    key: str,
+    expected: str,
+) -> None:
+    video = videos_dir / "throw_facade_ball_720p30.mp4"
+
+    result = _watch_remote(
+        service, video, tmp_path / "worker", models_mirror, CITYWATCH_CAMERA_API_KEY=key
+    )
+
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0], result.stderr
+    assert service.reviewer.get("/api/tickets").json()["total"] == 0
