@@ -20,7 +20,7 @@ from collections.abc import Callable
 from urllib.parse import quote
 
 import httpx
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DisconnectionError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from tenacity import (
     RetryCallState,
@@ -40,7 +40,7 @@ from api.filing import (
 )
 from api.notify import Notifier
 from api.tables import utc_now
-from vision.errors import SinkError
+from vision.errors import SinkError, SinkUnavailable
 from vision.sink import FiledTicket, VerificationRequest, VerificationResult
 from vision.types import Event
 
@@ -53,6 +53,10 @@ _RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 class TicketFilingError(SinkError):
     """An event could not be filed as a ticket."""
+
+
+class TicketServiceUnavailable(TicketFilingError, SinkUnavailable):
+    """The service or its database did not answer; filing later may work."""
 
 
 class DatabaseSink:
@@ -75,15 +79,21 @@ class DatabaseSink:
         self.rejected_retention_s = rejected_retention_s
 
     def file(self, event: Event) -> FiledTicket:
-        with self._session_factory() as session:
-            ticket, created = file_event(
-                session,
-                event,
-                duplicate_window_s=self.duplicate_window_s,
-                duplicate_iou=self.duplicate_iou,
-                notifier=self._notifier,
-            )
-            return FiledTicket(ticket_id=str(ticket.id), created=created)
+        try:
+            with self._session_factory() as session:
+                ticket, created = file_event(
+                    session,
+                    event,
+                    duplicate_window_s=self.duplicate_window_s,
+                    duplicate_iou=self.duplicate_iou,
+                    notifier=self._notifier,
+                )
+                return FiledTicket(ticket_id=str(ticket.id), created=created)
+        except (OperationalError, DisconnectionError) as exc:
+            raise TicketServiceUnavailable(
+                f"could not file event {event.event_id}: the database is "
+                f"unavailable ({exc.__class__.__name__}: {_first_line(exc)})"
+            ) from exc
 
     def filed_before(self, event_id: str) -> FiledTicket | None:
         """The ticket this event was filed into before, if any: the same
@@ -174,7 +184,10 @@ class HttpSink:
             retrying = self._retrying(f"filing event {event.event_id}", event.camera_id)
             response = retrying(self._post, event)
         except httpx.HTTPError as exc:
-            raise TicketFilingError(
+            error = (
+                TicketServiceUnavailable if _is_transient(exc) else TicketFilingError
+            )
+            raise error(
                 f"could not file event {event.event_id} at {self.base_url}: "
                 f"{_describe(exc)}"
             ) from exc
@@ -317,6 +330,12 @@ def _is_transient(exc: BaseException) -> bool:
     if isinstance(exc, httpx.HTTPStatusError):
         return exc.response.status_code in _RETRY_STATUS
     return isinstance(exc, httpx.TransportError)
+
+
+def _first_line(exc: BaseException) -> str:
+    """A driver's message without the SQL and the background link after it."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else ""
 
 
 def _describe(exc: BaseException) -> str:

@@ -13,6 +13,7 @@ Every failure that a person running cameras can act on has its own type under
      ├── StoreError             the object store refused or is unreachable
      │    └── ClipUploadError   one evidence object could not be stored
      └── SinkError              a ticket could not be filed
+          └── SinkUnavailable   the service or its database is down for now
 """
 
 
@@ -50,3 +51,8 @@ class ClipUploadError(StoreError):
 
 class SinkError(CitywatchError):
     """A ticket sink could not file an event (the service is unreachable)."""
+
+
+class SinkUnavailable(SinkError):
+    """The ticket service (or its database) cannot be reached now; the same
+    filing may succeed later."""

@@ -16,8 +16,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.sinks import DatabaseSink, HttpSink, TicketFilingError
 from api.tables import Ticket
+from eval.streams import free_port
 from tests.api.builders import make_event
 from tests.serving import serving
+from vision.errors import SinkUnavailable
 from vision.sink import FiledTicket, TicketSink
 
 
@@ -70,6 +72,18 @@ def test_database_sink_files_once_per_event(
     assert first == FiledTicket(ticket_id=first.ticket_id, created=True)
     assert again == FiledTicket(ticket_id=first.ticket_id, created=False)
     assert ticket_count(session_factory) == 1
+
+
+def test_a_database_that_does_not_answer_is_reported_unavailable() -> None:
+    from api.db import make_engine, make_session_factory
+
+    closed = f"postgresql+psycopg://citywatch@127.0.0.1:{free_port()}/citywatch"
+    engine = make_engine(closed, connect_args={"connect_timeout": 2})
+    sink = DatabaseSink(make_session_factory(engine))
+
+    with pytest.raises(SinkUnavailable, match="the database is unavailable"):
+        sink.file(make_event())
+    engine.dispose()
 
 
 def test_http_sink_files_through_a_running_api(
