@@ -1,0 +1,222 @@
+"""Events kept on disk while the ticket service cannot be reached.
+
+A camera worker files each event as soon as its evidence is written. When
+the sink says the service (or its database) is unavailable, the event would
+be lost with the worker's memory: ``KeepingSink`` writes it to an outbox
+directory instead, one JSON file per event, and files it when the service
+answers again — on the next filing, every ``retry_s`` from a background
+thread, and when a worker starts over the same outbox after a restart.
+Filing is idempotent on the event id, so an event filed twice (a retry whose
+answer was lost) still makes one ticket.
+
+Evidence that reaches the store while its event waits in the outbox is
+marked stored in the kept file, so the ticket is filed with it stored.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections import deque
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from vision.errors import SinkUnavailable
+from vision.sink import FiledTicket, TicketSink
+from vision.types import Event, EvidenceState
+
+logger = logging.getLogger(__name__)
+
+
+class EventKept(SinkUnavailable):
+    """The sink was unavailable; the event waits in the outbox."""
+
+
+class Outbox:
+    """A directory of events not yet filed, oldest first."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+
+    def keep(self, event: Event) -> Path:
+        """Write the event, whole or not at all (a crash leaves no half file)."""
+        path = self.path_of(event.event_id)
+        partial = path.with_suffix(".part")
+        partial.write_text(event.model_dump_json(), encoding="utf-8")
+        os.replace(partial, path)
+        return path
+
+    def kept(self) -> list[Path]:
+        files = [p for p in self.directory.glob("*.json") if p.is_file()]
+        return sorted(files, key=lambda p: p.stat().st_mtime_ns)
+
+    def holds(self, event_id: str) -> bool:
+        return self.path_of(event_id).exists()
+
+    def load(self, path: Path) -> Event | None:
+        """The kept event, or None for a damaged file (set aside, logged)."""
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None  # filed meanwhile
+        try:
+            return Event.model_validate_json(text)
+        except (ValidationError, ValueError) as exc:
+            aside = path.with_suffix(".damaged")
+            os.replace(path, aside)
+            logger.error(
+                "outbox %s: %s cannot be read and was set aside as %s: %s",
+                self.directory,
+                path.name,
+                aside.name,
+                exc,
+            )
+            return None
+
+    def remove(self, event_id: str) -> None:
+        self.path_of(event_id).unlink(missing_ok=True)
+
+    def path_of(self, event_id: str) -> Path:
+        # Event ids are hex or uuid-like; anything else is made safe.
+        safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in event_id)
+        return self.directory / f"{safe}.json"
+
+
+class KeepingSink:
+    """A ticket sink that keeps what ``inner`` cannot file now, and files it
+    when ``inner`` answers again. Other questions go to ``inner`` as they are.
+    """
+
+    def __init__(
+        self, inner: TicketSink, outbox: Outbox, *, retry_s: float = 30.0
+    ) -> None:
+        self.inner = inner
+        self.outbox = outbox
+        self.retry_s = retry_s
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        # The latest refilings, for a report; a worker that runs for months
+        # keeps only a count of the rest.
+        self.refiled: deque[tuple[Event, FiledTicket]] = deque(maxlen=1000)
+        self.refiled_count = 0
+
+    @property
+    def kept_count(self) -> int:
+        return len(self.outbox.kept())
+
+    def file(self, event: Event) -> FiledTicket:
+        try:
+            filed = self.inner.file(event)
+        except SinkUnavailable as exc:
+            with self._lock:
+                path = self.outbox.keep(event)
+            raise EventKept(
+                f"{exc}; the event is kept in {path} and will be filed when "
+                "the service answers"
+            ) from exc
+        self.refile()  # the service answers: what waited goes now
+        return filed
+
+    def refile(self) -> int:
+        """File what the outbox holds, oldest first, until the sink fails;
+        returns how many were filed."""
+        filed_now = 0
+        with self._lock:
+            for path in self.outbox.kept():
+                event = self.outbox.load(path)
+                if event is None:
+                    continue
+                try:
+                    filed = self.inner.file(event)
+                except SinkUnavailable:
+                    break  # still down: keep it all for the next try
+                except Exception as exc:  # refused for good: set aside, logged
+                    self._set_aside(path, exc)
+                    continue
+                self.outbox.remove(event.event_id)
+                self.refiled.append((event, filed))
+                self.refiled_count += 1
+                filed_now += 1
+                logger.info(
+                    "camera %s: kept event %s filed as ticket %s",
+                    event.camera_id,
+                    event.event_id,
+                    filed.ticket_id,
+                )
+        return filed_now
+
+    def filed_before(self, event_id: str) -> FiledTicket | None:
+        ask = getattr(self.inner, "filed_before", None)
+        return None if ask is None else ask(event_id)
+
+    def evidence_stored(self, event_id: str, key: str) -> None:
+        """Evidence reached the store: mark it in a kept event, or tell the
+        sink as usual."""
+        with self._lock:
+            if self.outbox.holds(event_id):
+                self._mark_kept_stored(event_id, key)
+                return
+        update = getattr(self.inner, "evidence_stored", None)
+        if update is not None:
+            update(event_id, key)
+
+    def evidence_purgeable(self, event_id: str) -> bool:
+        if self.outbox.holds(event_id):
+            return False  # its ticket is not even filed yet
+        ask = getattr(self.inner, "evidence_purgeable", None)
+        return False if ask is None else bool(ask(event_id))
+
+    def start(self) -> None:
+        """File what an earlier run kept, then keep trying in the background."""
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._run, name="outbox", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        """Stop retrying (what is kept stays on disk) and close ``inner``."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self.retry_s + 60.0)
+            self._thread = None
+        close = getattr(self.inner, "close", None)
+        if close is not None:
+            close()
+
+    def _run(self) -> None:
+        while True:
+            if self.kept_count:
+                try:
+                    self.refile()
+                except Exception:  # never let the retry thread die
+                    logger.exception(
+                        "outbox %s: refiling failed", self.outbox.directory
+                    )
+            if self._stop.wait(self.retry_s):
+                return
+
+    def _mark_kept_stored(self, event_id: str, key: str) -> None:
+        path = self.outbox.path_of(event_id)
+        event = self.outbox.load(path)
+        if event is None:
+            return
+        for item in event.evidence:
+            if item.key == key:
+                item.state = EvidenceState.STORED
+                item.reason = None
+        self.outbox.keep(event)
+
+    def _set_aside(self, path: Path, exc: Exception) -> None:
+        aside = path.with_suffix(".refused")
+        os.replace(path, aside)
+        logger.error(
+            "outbox %s: the service refused kept event %s; set aside as %s: %s",
+            self.outbox.directory,
+            path.stem,
+            aside.name,
+            exc,
+        )
