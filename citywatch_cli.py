@@ -125,6 +125,12 @@ def _print_report(report) -> None:
         )
         for kind, location in ticket.evidence:
             typer.echo(f"      {kind:<10} {location}")
+    if report.kept:
+        typer.echo(
+            f"  {len(report.kept)} event(s) not filed: the ticket service was "
+            f"unavailable; kept in {Path(report.kept[0]).parent}, the next run "
+            "files them"
+        )
     typer.echo(report.filed_at)
     typer.echo(f"evidence: {report.store}")
 

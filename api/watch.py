@@ -10,7 +10,7 @@ runs.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,6 +30,7 @@ from vision.config import CameraConfig, load_camera_file
 from vision.errors import ConfigError, SinkError
 from vision.evidence.objects import ObjectStore
 from vision.evidence.writer import EvidenceWriter
+from vision.outbox import KeepingSink, Outbox
 from vision.pipeline import SourceRun, build_analyzers, open_checked, run_source
 from vision.sink import FiledTicket
 from vision.types import Event
@@ -60,6 +61,8 @@ class WatchReport:
     tickets: list[FiledTicketSummary]
     filed_at: str  # "database: URL" or "service: URL"
     store: str
+    # Events the service could not take; the next run files them.
+    kept: list[str] = field(default_factory=list)
 
 
 def load_detector(name_or_path: str, settings: Settings) -> Detector:
@@ -101,12 +104,15 @@ def watch_source(
     # store is touched: a bad input leaves nothing half-written behind.
     open_checked(source, camera).close()
     analyzers = build_analyzers(camera, partial(load_detector, settings=settings))
+    assert settings.spool_dir is not None  # derived by Settings
+    outbox = Outbox(settings.spool_dir / camera.camera_id / "outbox")
     if remote:
         with _service_sink(camera, settings) as sink:
             store = build_store(settings)
-            run = _run(source, camera, analyzers, store, sink)
-        tickets = [_remote_summary(e, filed, store) for e, filed in run.stats.filed]
-        return _report(camera, run, tickets, f"service: {sink.base_url}", store)
+            run = _run(source, camera, analyzers, store, KeepingSink(sink, outbox))
+        tickets = [_remote_summary(e, filed, store) for e, filed in run.filed]
+        filed_at = f"service: {sink.base_url}"
+        return _report(camera, run, tickets, filed_at, store, outbox)
     store = build_store(settings)
 
     assert settings.database_url is not None  # derived by Settings
@@ -119,15 +125,14 @@ def watch_source(
             duplicate_window_s=settings.duplicate_window_s,
             duplicate_iou=settings.duplicate_iou,
         )
-        run = _run(source, camera, analyzers, store, database)
+        run = _run(source, camera, analyzers, store, KeepingSink(database, outbox))
         tickets = [
-            _summary(event, filed, store, session_factory)
-            for event, filed in run.stats.filed
+            _summary(event, filed, store, session_factory) for event, filed in run.filed
         ]
     finally:
         engine.dispose()
     filed_at = f"database: {_redact(settings.database_url)}"
-    return _report(camera, run, tickets, filed_at, store)
+    return _report(camera, run, tickets, filed_at, store, outbox)
 
 
 def _service_sink(camera: CameraConfig, settings: Settings) -> HttpSink:
@@ -153,38 +158,58 @@ def _service_sink(camera: CameraConfig, settings: Settings) -> HttpSink:
     return sink
 
 
+@dataclass(frozen=True, slots=True)
+class _Run:
+    source: SourceRun
+    # Tickets of this run, and of events earlier runs kept and this one filed.
+    filed: list[tuple[Event, FiledTicket]]
+
+
 def _run(
     source: str,
     camera: CameraConfig,
     analyzers: list[Analyzer],
     store: ObjectStore,
-    sink: DatabaseSink | HttpSink,
-) -> SourceRun:
-    """The camera over the source; the sink also hears the verifications."""
-    return run_source(
-        source,
-        camera,
-        analyzers=analyzers,
-        writer=EvidenceWriter(store),
-        sink=sink,
-        verification=sink,
-    )
+    sink: KeepingSink,
+) -> _Run:
+    """The camera over the source. Events the service cannot take now wait
+    in the sink's outbox; those an earlier run kept are filed first."""
+    sink.start()
+    try:
+        run = run_source(
+            source,
+            camera,
+            analyzers=analyzers,
+            writer=EvidenceWriter(store),
+            sink=sink,
+            verification=sink.inner,
+        )
+        sink.refile()  # the last word before the report: what still waits
+    finally:
+        sink.close()
+    # An event kept by an earlier run and found again in this one was
+    # filed from the outbox first: list it once, with its evidence.
+    refiled_ids = {event.event_id for event, _ in sink.refiled}
+    this_run = [(e, f) for e, f in run.stats.filed if e.event_id not in refiled_ids]
+    return _Run(run, [*sink.refiled, *this_run])
 
 
 def _report(
     camera: CameraConfig,
-    run: SourceRun,
+    run: _Run,
     tickets: list[FiledTicketSummary],
     filed_at: str,
     store: ObjectStore,
+    outbox: Outbox,
 ) -> WatchReport:
     return WatchReport(
         camera_id=camera.camera_id,
-        frames=run.stats.frames_in,
-        duration_s=run.stats.last_ts_s,
+        frames=run.source.stats.frames_in,
+        duration_s=run.source.stats.last_ts_s,
         tickets=tickets,
         filed_at=filed_at,
         store=describe_store(store, ""),
+        kept=[str(path) for path in outbox.kept()],
     )
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 from minio import Minio
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tests.serving import serving
 from tests.test_main_job import run_citywatch
@@ -19,12 +20,37 @@ CAMERA_ID = "throw_facade_ball_720p30"  # what watch names a camera without a fi
 BUCKET = "remote-evidence"
 
 
+class _FilingOutage:
+    """The service, answering 503 to every filing while ``down`` is set (its
+    database away, say) and everything else as usual."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.down = False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        filing = scope["type"] == "http" and scope["path"] == "/api/events"
+        if filing and self.down:
+            body = b'{"detail": "database_unavailable"}'
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 503,
+                    "headers": [(b"content-type", b"application/json")],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+            return
+        await self.app(scope, receive, send)
+
+
 @dataclass
 class Service:
     url: str
     camera_key: str
     reviewer: httpx.Client
     s3_env: dict[str, str]
+    outage: _FilingOutage
 
 
 @pytest.fixture
@@ -63,13 +89,14 @@ def service(tmp_path: Path, s3_server) -> Iterator[Service]:
         reviewer = users.create_user(session, "reviewer", [("reviewer", "")])
         token = auth.issue_token(reviewer, app.state.token_secret, 600)
 
+    outage = _FilingOutage(app)
     with (
-        serving(app) as url,
+        serving(outage) as url,
         httpx.Client(
             base_url=url, headers={"Authorization": f"Bearer {token}"}
         ) as client,
     ):
-        yield Service(url, camera_key, client, s3_env)
+        yield Service(url, camera_key, client, s3_env, outage)
     engine.dispose()
 
 
@@ -158,3 +185,32 @@ def test_a_worker_without_a_good_key_stops_at_once_with_one_line(
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and expected in lines[0], result.stderr
     assert service.reviewer.get("/api/tickets").json()["total"] == 0
+
+
+@pytest.mark.slow
+def test_events_the_service_cannot_take_are_filed_by_the_next_run(
+    service: Service, tmp_path: Path, videos_dir: Path, models_mirror: Path
+) -> None:
+    video = videos_dir / "throw_facade_ball_720p30.mp4"
+    worker_dir = tmp_path / "worker"
+    service.outage.down = True
+
+    during = _watch_remote(service, video, worker_dir, models_mirror)
+
+    assert during.returncode == 0, during.stderr
+    assert "1 event(s) not filed: the ticket service was unavailable" in during.stdout
+    assert "will be filed when the service answers" in during.stderr
+    assert service.reviewer.get("/api/tickets").json()["total"] == 0
+    outbox = worker_dir / "spool" / CAMERA_ID / "outbox"
+    assert len(list(outbox.glob("*.json"))) == 1
+
+    service.outage.down = False
+    after = _watch_remote(service, video, worker_dir, models_mirror)
+
+    assert after.returncode == 0, after.stderr
+    assert "not filed" not in after.stdout
+    (ticket,) = service.reviewer.get("/api/tickets").json()["items"]
+    assert ticket["evidence_state"] == "stored"
+    assert f"ticket {ticket['id']}  throw" in after.stdout
+    assert "1 ticket(s)" in after.stdout  # listed once, not again as filed before
+    assert list(outbox.glob("*.json")) == []

@@ -46,6 +46,7 @@ class CameraStatus:
     spool_bytes: int = 0
     spool_pending: int = 0
     spool_pressure: float = 0.0  # spooled bytes over the spool's byte cap
+    events_kept: int = 0  # events waiting in the outbox for the ticket service
     restarts: int = 0  # worker process restarts by the supervisor
     pid: int | None = None  # the worker's process
     updated_monotonic: float = field(default_factory=time.monotonic)
@@ -106,6 +107,7 @@ _GAUGES = {
     "spool_bytes": "Bytes of evidence spooled locally, waiting for the store.",
     "spool_pending": "Evidence objects waiting in the spool for upload.",
     "spool_pressure": "Spooled bytes over the spool's byte cap (0..1).",
+    "events_kept": "Events kept on disk because the ticket service was unavailable.",
 }
 
 

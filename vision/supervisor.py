@@ -31,6 +31,7 @@ from vision.evidence.writer import EvidenceWriter
 from vision.health import CameraHealth, HealthSettings
 from vision.ingest.live import LiveReader, LiveSettings
 from vision.metrics import CameraStatus, StatusBoard
+from vision.outbox import KeepingSink, Outbox
 from vision.pipeline import (
     DetectorLoader,
     build_analyzers,
@@ -217,7 +218,10 @@ def run_camera_process(
     signal.signal(signal.SIGTERM, lambda *_: local_stop.set())
 
     camera = load_camera_file(camera_file)
-    sink = make_sink()
+    # Events the service cannot take now wait on disk beside the evidence.
+    outbox = Outbox(settings.spool_root / camera.camera_id / "outbox")
+    sink = KeepingSink(make_sink(), outbox)
+    sink.start()
     store = spooled(
         make_store(),
         settings.spool_root / camera.camera_id,
@@ -232,7 +236,9 @@ def run_camera_process(
     writer = EvidenceWriter(store)
 
     def publish(worker: CameraWorker, reader: LiveReader) -> None:
-        statuses.send(camera_status(worker, health, reader=reader, store=store))
+        statuses.send(
+            camera_status(worker, health, reader=reader, store=store, sink=sink)
+        )
 
     try:
         if camera.source is None:
@@ -262,9 +268,7 @@ def run_camera_process(
         # What could not be uploaded stays in the spool on disk; the next
         # start uploads it.
         store.stop(timeout_s=5.0)
-        close = getattr(sink, "close", None)
-        if close is not None:
-            close()
+        sink.close()
 
 
 def camera_status(
@@ -273,6 +277,7 @@ def camera_status(
     *,
     reader: LiveReader | None = None,
     store: Any = None,
+    sink: Any = None,
 ) -> CameraStatus:
     """A snapshot of one camera's figures."""
     stats = worker.stats
@@ -300,6 +305,9 @@ def camera_status(
         status.spool_bytes = store.spool_bytes
         status.spool_pending = store.pending_count
         status.spool_pressure = store.disk_pressure
+    if isinstance(sink, KeepingSink):
+        status.events_kept = sink.kept_count
+        status.tickets_filed += sink.refiled_count
     return status
 
 
