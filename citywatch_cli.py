@@ -131,6 +131,12 @@ def _print_report(report) -> None:
             f"unavailable; kept in {Path(report.kept[0]).parent}, the next run "
             "files them"
         )
+    if report.spooled:
+        typer.echo(
+            f"  {len(report.spooled)} evidence object(s) not yet in the store: "
+            f"it was unavailable; kept in {report.spool_dir}, the next run "
+            "uploads them"
+        )
     typer.echo(report.filed_at)
     typer.echo(f"evidence: {report.store}")
 

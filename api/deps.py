@@ -3,6 +3,7 @@ asking (a bearer token or an API key)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Annotated
 
@@ -15,7 +16,10 @@ from api.auth import AuthError, Principal
 from api.dispatch import DispatchConfig
 from api.notify import Notifier
 from api.settings import Settings
+from vision.errors import StoreError
 from vision.evidence.objects import ObjectStore
+
+logger = logging.getLogger(__name__)
 
 TOKEN_URL = "/api/auth/token"
 API_KEY_HEADER = "X-API-Key"
@@ -43,6 +47,16 @@ def get_store(request: Request) -> ObjectStore:
     return store
 
 
+def get_store_if_reachable(request: Request) -> ObjectStore | None:
+    """The evidence store, or None while it cannot be built (unreachable at
+    the service's start): for routes that work without it."""
+    try:
+        return get_store(request)
+    except StoreError as exc:
+        logger.warning("evidence store unavailable: %s", exc)
+        return None
+
+
 def get_settings_dep(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
@@ -60,6 +74,7 @@ def get_notifier(request: Request) -> Notifier:
 
 SessionDep = Annotated[Session, Depends(get_session)]
 StoreDep = Annotated[ObjectStore, Depends(get_store)]
+ReachableStoreDep = Annotated[ObjectStore | None, Depends(get_store_if_reachable)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 DispatchDep = Annotated[DispatchConfig, Depends(get_dispatch_config)]
 NotifierDep = Annotated[Notifier, Depends(get_notifier)]

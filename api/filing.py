@@ -37,6 +37,8 @@ from api.tickets import (
     TicketState,
     get_ticket,
 )
+from vision.errors import StoreError
+from vision.evidence.objects import ObjectStore
 from vision.types import Event, EvidenceState
 
 logger = logging.getLogger(__name__)
@@ -229,6 +231,37 @@ def ticket_of_event(session: Session, event_id: str) -> Ticket | None:
         select(Attachment.ticket_id).where(Attachment.event_id == event_id)
     )
     return None if ticket_id is None else session.get(Ticket, ticket_id)
+
+
+# --- evidence a camera on another machine says it stored ---------------------
+
+
+def check_evidence_in_store(event: Event, store: ObjectStore) -> Event:
+    """Evidence a remote camera reports stored must be in the store this
+    service reads: a camera writing to another bucket, or to its own disk,
+    would leave reviewers a ticket with nothing to see. Such items are filed
+    ``missing``, saying why, and the camera's operator is told in the log.
+    When the store cannot be asked, the camera's word is kept."""
+    for item in event.evidence:
+        if item.state != EvidenceState.STORED:
+            continue
+        try:
+            present = store.exists(item.key)
+        except (StoreError, ValueError):
+            continue
+        if present:
+            continue
+        item.state = EvidenceState.MISSING
+        item.reason = "not in the service's evidence store"
+        logger.warning(
+            "camera %s: evidence %s of event %s is not in the service's store; "
+            "is the camera writing to another store (CITYWATCH_STORE_KIND, "
+            "CITYWATCH_S3_BUCKET)?",
+            event.camera_id,
+            item.key,
+            event.event_id,
+        )
+    return event
 
 
 # --- evidence that reached the store after the filing ------------------------

@@ -184,9 +184,10 @@ class HttpSink:
             retrying = self._retrying(f"filing event {event.event_id}", event.camera_id)
             response = retrying(self._post, event)
         except httpx.HTTPError as exc:
-            error = (
-                TicketServiceUnavailable if _is_transient(exc) else TicketFilingError
-            )
+            # A refused key (revoked, or rotated on the service first) is
+            # fixed by an operator, not by the event: keep the event for later.
+            later = _is_transient(exc) or _status_of(exc) in (401, 403)
+            error = TicketServiceUnavailable if later else TicketFilingError
             raise error(
                 f"could not file event {event.event_id} at {self.base_url}: "
                 f"{_describe(exc)}"
@@ -330,6 +331,12 @@ def _is_transient(exc: BaseException) -> bool:
     if isinstance(exc, httpx.HTTPStatusError):
         return exc.response.status_code in _RETRY_STATUS
     return isinstance(exc, httpx.TransportError)
+
+
+def _status_of(exc: BaseException) -> int | None:
+    if isinstance(exc, httpx.HTTPStatusError):
+        return exc.response.status_code
+    return None
 
 
 def _first_line(exc: BaseException) -> str:

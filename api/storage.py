@@ -42,7 +42,10 @@ def build_store(settings: Settings) -> ObjectStore:
 def describe_store(store: ObjectStore, key: str) -> str:
     """Where an object lies (or the store itself, for an empty key), for
     messages: a local path or ``s3://bucket/key at endpoint``; never a
-    credential or a presigned URL."""
+    credential or a presigned URL. A spool is described by the store
+    behind it."""
+    while getattr(store, "inner", None) is not None:
+        store = store.inner  # type: ignore[attr-defined]
     root = getattr(store, "root", None)
     if root is not None:
         return str(root / key) if key else str(root)

@@ -29,11 +29,20 @@ from vision.analyze import Analyzer
 from vision.config import CameraConfig, load_camera_file
 from vision.errors import ConfigError, SinkError
 from vision.evidence.objects import ObjectStore
+from vision.evidence.spool import SpoolingStore
 from vision.evidence.writer import EvidenceWriter
 from vision.outbox import KeepingSink, Outbox
-from vision.pipeline import SourceRun, build_analyzers, open_checked, run_source
+from vision.pipeline import (
+    SourceRun,
+    build_analyzers,
+    evidence_listener,
+    open_checked,
+    purge_policy,
+    run_source,
+    spooled,
+)
 from vision.sink import FiledTicket
-from vision.types import Event
+from vision.types import Event, EvidenceState
 
 if TYPE_CHECKING:
     from vision.detect.detector import Detector
@@ -63,6 +72,9 @@ class WatchReport:
     store: str
     # Events the service could not take; the next run files them.
     kept: list[str] = field(default_factory=list)
+    # Evidence the store could not take; the next run uploads it.
+    spooled: list[str] = field(default_factory=list)
+    spool_dir: str = ""
 
 
 def load_detector(name_or_path: str, settings: Settings) -> Detector:
@@ -104,16 +116,15 @@ def watch_source(
     # store is touched: a bad input leaves nothing half-written behind.
     open_checked(source, camera).close()
     analyzers = build_analyzers(camera, partial(load_detector, settings=settings))
-    assert settings.spool_dir is not None  # derived by Settings
-    outbox = Outbox(settings.spool_dir / camera.camera_id / "outbox")
     if remote:
-        with _service_sink(camera, settings) as sink:
-            store = build_store(settings)
-            run = _run(source, camera, analyzers, store, KeepingSink(sink, outbox))
+        with _service_sink(camera, settings) as service:
+            sink = _keeping(service, camera, settings)
+            store = _spooled_store(build_store(settings), camera, settings, sink)
+            run = _run(source, camera, analyzers, store, sink)
         tickets = [_remote_summary(e, filed, store) for e, filed in run.filed]
-        filed_at = f"service: {sink.base_url}"
-        return _report(camera, run, tickets, filed_at, store, outbox)
-    store = build_store(settings)
+        filed_at = f"service: {service.base_url}"
+        return _report(camera, run, tickets, filed_at, store, sink.outbox)
+    inner_store = build_store(settings)
 
     assert settings.database_url is not None  # derived by Settings
     upgrade(settings.database_url)
@@ -125,14 +136,39 @@ def watch_source(
             duplicate_window_s=settings.duplicate_window_s,
             duplicate_iou=settings.duplicate_iou,
         )
-        run = _run(source, camera, analyzers, store, KeepingSink(database, outbox))
+        sink = _keeping(database, camera, settings)
+        store = _spooled_store(inner_store, camera, settings, sink)
+        run = _run(source, camera, analyzers, store, sink)
         tickets = [
             _summary(event, filed, store, session_factory) for event, filed in run.filed
         ]
     finally:
         engine.dispose()
     filed_at = f"database: {_redact(settings.database_url)}"
-    return _report(camera, run, tickets, filed_at, store, outbox)
+    return _report(camera, run, tickets, filed_at, store, sink.outbox)
+
+
+def _keeping(
+    sink: DatabaseSink | HttpSink, camera: CameraConfig, settings: Settings
+) -> KeepingSink:
+    """The sink behind the camera's outbox: events the service cannot take
+    wait there for this run's retries or the next run."""
+    assert settings.spool_dir is not None  # derived by Settings
+    return KeepingSink(sink, Outbox(settings.spool_dir / camera.camera_id / "outbox"))
+
+
+def _spooled_store(
+    store: ObjectStore, camera: CameraConfig, settings: Settings, sink: KeepingSink
+) -> SpoolingStore:
+    """The store behind the camera's spool: evidence the store cannot take
+    now waits on disk, and the ticket learns when it arrives."""
+    assert settings.spool_dir is not None  # derived by Settings
+    return spooled(
+        store,
+        settings.spool_dir / camera.camera_id,
+        on_stored=evidence_listener(sink),
+        may_purge=purge_policy(sink),
+    )
 
 
 def _service_sink(camera: CameraConfig, settings: Settings) -> HttpSink:
@@ -169,7 +205,7 @@ def _run(
     source: str,
     camera: CameraConfig,
     analyzers: list[Analyzer],
-    store: ObjectStore,
+    store: SpoolingStore,
     sink: KeepingSink,
 ) -> _Run:
     """The camera over the source. Events the service cannot take now wait
@@ -184,8 +220,11 @@ def _run(
             sink=sink,
             verification=sink.inner,
         )
-        sink.refile()  # the last word before the report: what still waits
+        # The last word before the report: what still waits goes now if it can.
+        store.drain_once()
+        sink.refile()
     finally:
+        store.stop(timeout_s=5.0)
         sink.close()
     # An event kept by an earlier run and found again in this one was
     # filed from the outbox first: list it once, with its evidence.
@@ -210,20 +249,27 @@ def _report(
         filed_at=filed_at,
         store=describe_store(store, ""),
         kept=[str(path) for path in outbox.kept()],
+        spooled=store.pending_keys() if isinstance(store, SpoolingStore) else [],
+        spool_dir=str(getattr(store, "spool_dir", "")),
     )
 
 
 def _remote_summary(
-    event: Event, filed: FiledTicket, store: ObjectStore
+    event: Event, filed: FiledTicket, store: SpoolingStore
 ) -> FiledTicketSummary:
     """One ticket filed at the service; one filed before keeps the evidence
-    it was filed with, which only the service knows."""
+    it was filed with, which only the service knows. Evidence spooled at the
+    filing and uploaded since shows stored (the service was told)."""
+    state = event.evidence_state
+    waiting = set(store.pending_keys())
+    if state is EvidenceState.PENDING and not waiting & {i.key for i in event.evidence}:
+        state = EvidenceState.STORED
     return FiledTicketSummary(
         ticket_id=filed.ticket_id,
         category=event.category.value,
         started_ts_s=event.started_ts_s,
         ended_ts_s=event.ended_ts_s,
-        evidence_state=None if filed.state else event.evidence_state.value,
+        evidence_state=None if filed.state else state.value,
         evidence=[
             (item.kind.value, describe_store(store, item.key))
             for item in event.evidence
@@ -238,19 +284,18 @@ def _summary(
     store: ObjectStore,
     session_factory: sessionmaker[Session],
 ) -> FiledTicketSummary:
-    """One filed ticket for the report; a ticket filed by an earlier run
-    shows the evidence it was filed with, which this run left alone."""
-    evidence = [(item.kind.value, item.key) for item in event.evidence]
-    evidence_state = event.evidence_state.value
-    if filed.state is not None:
-        with session_factory() as session:
-            rows = session.scalars(
-                select(Evidence)
-                .where(Evidence.ticket_id == int(filed.ticket_id), Evidence.round == 0)
-                .order_by(Evidence.id)
-            ).all()
-            evidence = [(row.kind, row.key) for row in rows]
-            evidence_state = worst_evidence_state(row.state for row in rows).value
+    """One filed ticket for the report, as the database has it now: a ticket
+    filed by an earlier run (or one the event was attached to) shows the
+    evidence it was filed with, and spooled evidence that reached the store
+    since the filing shows stored."""
+    with session_factory() as session:
+        rows = session.scalars(
+            select(Evidence)
+            .where(Evidence.ticket_id == int(filed.ticket_id), Evidence.round == 0)
+            .order_by(Evidence.id)
+        ).all()
+        evidence = [(row.kind, row.key) for row in rows]
+        evidence_state = worst_evidence_state(row.state for row in rows).value
     return FiledTicketSummary(
         ticket_id=filed.ticket_id,
         category=event.category.value,

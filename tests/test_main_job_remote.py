@@ -214,3 +214,25 @@ def test_events_the_service_cannot_take_are_filed_by_the_next_run(
     assert f"ticket {ticket['id']}  throw" in after.stdout
     assert "1 ticket(s)" in after.stdout  # listed once, not again as filed before
     assert list(outbox.glob("*.json")) == []
+
+
+@pytest.mark.slow
+def test_evidence_written_to_another_store_is_filed_missing(
+    service: Service, tmp_path: Path, videos_dir: Path, models_mirror: Path
+) -> None:
+    video = videos_dir / "throw_facade_ball_720p30.mp4"
+
+    result = _watch_remote(
+        service,
+        video,
+        tmp_path / "worker",
+        models_mirror,
+        CITYWATCH_S3_BUCKET="another-bucket",
+    )
+
+    assert result.returncode == 0, result.stderr
+    (ticket,) = service.reviewer.get("/api/tickets").json()["items"]
+    detail = service.reviewer.get(f"/api/tickets/{ticket['id']}").json()
+    assert detail["evidence_state"] == "missing"
+    reasons = {item["reason"] for item in detail["evidence"]}
+    assert reasons == {"not in the service's evidence store"}

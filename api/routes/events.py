@@ -11,8 +11,19 @@ from fastapi import APIRouter, Path, Response, status
 from api import workflow
 from api.access import Action, can_see, require
 from api.auth import Forbidden, Principal
-from api.deps import NotifierDep, PrincipalDep, SessionDep, SettingsDep
-from api.filing import file_event, mark_evidence_stored, ticket_of_event
+from api.deps import (
+    NotifierDep,
+    PrincipalDep,
+    ReachableStoreDep,
+    SessionDep,
+    SettingsDep,
+)
+from api.filing import (
+    check_evidence_in_store,
+    file_event,
+    mark_evidence_stored,
+    ticket_of_event,
+)
 from api.routes.tickets import TicketId
 from api.schemas import (
     EventFiled,
@@ -49,15 +60,20 @@ def post_event(
     principal: PrincipalDep,
     settings: SettingsDep,
     notifier: NotifierDep,
+    store: ReachableStoreDep,
     response: Response,
 ) -> EventFiled:
     """File a ticket for the event (the camera's API key, or an engineer):
     201 when new; 200 when this event id was filed before (a retry) or the
-    event repeats an open ticket's place and was attached to it."""
+    event repeats an open ticket's place and was attached to it. Evidence
+    said to be stored that this service's store does not hold is filed
+    missing."""
     if principal.is_camera:
         _require_camera(principal, event.camera_id)
     else:
         require(principal, Action.FILE_EVENT, event.area_path)
+    if store is not None:
+        event = check_evidence_in_store(event, store)
     ticket, created = file_event(
         session,
         event,

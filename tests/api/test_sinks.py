@@ -217,6 +217,16 @@ def test_http_sink_does_not_retry_a_refused_event() -> None:
     assert len(calls) == 1
 
 
+@pytest.mark.parametrize("status", [401, 403, 503])
+def test_an_event_a_refused_key_or_a_down_service_cannot_file_may_wait(
+    status: int,
+) -> None:
+    sink, _ = _sink_answering(status)
+
+    with pytest.raises(SinkUnavailable, match=rf"HTTP {status}"):
+        sink.file(make_event())
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [({"retries": -1}, "retries"), ({"timeout_s": 0}, "timeout_s")],
