@@ -4,6 +4,7 @@ the service reads (a real moto S3 server), and keeps no database of its own."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,6 @@ from tests.serving import serving
 from tests.test_main_job import run_citywatch
 
 CAMERA_ID = "throw_facade_ball_720p30"  # what watch names a camera without a file
-BUCKET = "remote-evidence"
 
 
 class _FilingOutage:
@@ -51,6 +51,7 @@ class Service:
     reviewer: httpx.Client
     s3_env: dict[str, str]
     outage: _FilingOutage
+    bucket: str  # the service's own: the S3 server outlives each test
 
 
 @pytest.fixture
@@ -60,12 +61,13 @@ def service(tmp_path: Path, s3_server) -> Iterator[Service]:
     from api.main import create_app
     from api.settings import Settings
 
+    bucket = f"remote-{uuid.uuid4().hex[:12]}"
     s3_env = {
         "CITYWATCH_STORE_KIND": "s3",
         "CITYWATCH_S3_ENDPOINT": s3_server.endpoint,
         "CITYWATCH_S3_ACCESS_KEY": s3_server.access_key,
         "CITYWATCH_S3_SECRET_KEY": s3_server.secret_key,
-        "CITYWATCH_S3_BUCKET": BUCKET,
+        "CITYWATCH_S3_BUCKET": bucket,
         "CITYWATCH_S3_SECURE": "false",
     }
     settings = Settings(
@@ -74,7 +76,7 @@ def service(tmp_path: Path, s3_server) -> Iterator[Service]:
         s3_endpoint=s3_server.endpoint,
         s3_access_key=s3_server.access_key,
         s3_secret_key=s3_server.secret_key,
-        s3_bucket=BUCKET,
+        s3_bucket=bucket,
         s3_secure=False,
     )
     assert settings.database_url is not None
@@ -96,7 +98,7 @@ def service(tmp_path: Path, s3_server) -> Iterator[Service]:
             base_url=url, headers={"Authorization": f"Bearer {token}"}
         ) as client,
     ):
-        yield Service(url, camera_key, client, s3_env, outage)
+        yield Service(url, camera_key, client, s3_env, outage, bucket)
     engine.dispose()
 
 
@@ -137,14 +139,14 @@ def test_a_worker_elsewhere_files_at_the_service_and_keeps_no_database(
     assert not (worker_dir / "evidence").exists()
 
     # The same recording again: the ticket and its evidence stay as filed.
-    bucket = Minio(
+    s3 = Minio(
         s3_server.endpoint,
         access_key=s3_server.access_key,
         secret_key=s3_server.secret_key,
         secure=False,
     )
     objects = {
-        o.object_name: o.etag for o in bucket.list_objects(BUCKET, recursive=True)
+        o.object_name: o.etag for o in s3.list_objects(service.bucket, recursive=True)
     }
     review = {"decision": "confirm"}
     service.reviewer.post(f"/api/tickets/{ticket['id']}/review", json=review)
@@ -154,7 +156,9 @@ def test_a_worker_elsewhere_files_at_the_service_and_keeps_no_database(
     assert again.returncode == 0, again.stderr
     assert "filed before, now confirmed" in again.stdout
     assert service.reviewer.get("/api/tickets").json()["total"] == 1
-    after = {o.object_name: o.etag for o in bucket.list_objects(BUCKET, recursive=True)}
+    after = {
+        o.object_name: o.etag for o in s3.list_objects(service.bucket, recursive=True)
+    }
     assert after == objects
 
 
