@@ -15,6 +15,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -106,6 +107,11 @@ def watch_source(
     """Run the camera over ``source``; ``remote`` files at the service
     (``settings.api_url``) with ``settings.camera_api_key`` instead of into
     the database."""
+    if remote and camera_file is None:
+        raise ConfigError(
+            "--remote needs --camera FILE: the service knows the camera by the "
+            "camera_id in its file, and its key is made for that id"
+        )
     camera = (
         load_camera_file(camera_file)
         if camera_file is not None
@@ -188,10 +194,31 @@ def _service_sink(camera: CameraConfig, settings: Settings) -> HttpSink:
     except SinkError as exc:
         sink.close()
         raise ConfigError(
-            f"camera {camera.camera_id}: {exc}; is the service running, and is "
-            f"{ENV_PREFIX}CAMERA_API_KEY this camera's key?"
+            f"camera {camera.camera_id}: {_refusal(exc, camera, sink.base_url)}"
         ) from exc
     return sink
+
+
+def _refusal(exc: SinkError, camera: CameraConfig, url: str) -> str:
+    """Why the service did not take the camera at start, in the words of
+    the settings an operator can change."""
+    cause = exc.__cause__
+    if not isinstance(cause, httpx.HTTPStatusError):
+        return f"cannot reach the service at {url} ({ENV_PREFIX}API_URL): {cause}"
+    status = cause.response.status_code
+    if status == 401:
+        return (
+            f"the service at {url} does not know the key in "
+            f"{ENV_PREFIX}CAMERA_API_KEY (revoked, or made on another service?)"
+        )
+    if status == 403:
+        return (
+            f"the key in {ENV_PREFIX}CAMERA_API_KEY belongs to another camera; "
+            f"this one is {camera.camera_id}, the camera_id of its camera file"
+        )
+    if status == 404:
+        return f"no citywatch API at {url} (HTTP 404; check {ENV_PREFIX}API_URL)"
+    return f"the service at {url} answered HTTP {status}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,13 +11,15 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 from minio import Minio
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from eval.streams import free_port
 from tests.serving import serving
 from tests.test_main_job import run_citywatch
 
-CAMERA_ID = "throw_facade_ball_720p30"  # what watch names a camera without a file
+CAMERA_ID = "facade-east"
 
 
 class _FilingOutage:
@@ -102,9 +104,22 @@ def service(tmp_path: Path, s3_server) -> Iterator[Service]:
     engine.dispose()
 
 
-def _watch_remote(service: Service, video: Path, worker_dir: Path, mirror: Path, **env):
+def _watch_remote(
+    service: Service,
+    video: Path,
+    worker_dir: Path,
+    mirror: Path,
+    camera_id: str | None = CAMERA_ID,
+    **env: str,
+):
+    """Run `watch --remote` as the camera ``camera_id`` (None: no camera file)."""
+    args = ["watch", str(video), "--remote"]
+    if camera_id is not None:
+        camera = worker_dir.parent / f"{camera_id}.yaml"
+        camera.write_text(yaml.safe_dump({"camera_id": camera_id}))
+        args += ["--camera", str(camera)]
     return run_citywatch(
-        ["watch", str(video), "--remote"],
+        args,
         worker_dir,
         mirror,
         **{
@@ -163,25 +178,43 @@ def test_a_worker_elsewhere_files_at_the_service_and_keeps_no_database(
 
 
 @pytest.mark.parametrize(
-    ("key", "expected"),
+    ("camera_id", "env", "expected"),
     [
-        ("", "CITYWATCH_CAMERA_API_KEY"),
-        ("cwk_not_a_key", "is CITYWATCH_CAMERA_API_KEY this camera's key?"),
+        (CAMERA_ID, {"CITYWATCH_CAMERA_API_KEY": ""}, "apikey-create --camera"),
+        (
+            CAMERA_ID,
+            {"CITYWATCH_CAMERA_API_KEY": "cwk_not_a_key"},
+            "does not know the key in CITYWATCH_CAMERA_API_KEY",
+        ),
+        ("gate-west", {}, "belongs to another camera; this one is gate-west"),
+        (None, {}, "--remote needs --camera FILE"),
+        (
+            CAMERA_ID,
+            {"CITYWATCH_API_URL": f"http://127.0.0.1:{free_port()}"},
+            "cannot reach the service at http://127.0.0.1:",
+        ),
     ],
-    ids=["no key", "wrong key"],
+    ids=[
+        "no key",
+        "unknown key",
+        "another camera's key",
+        "no camera file",
+        "no service",
+    ],
 )
-def test_a_worker_without_a_good_key_stops_at_once_with_one_line(
+def test_a_worker_the_service_would_not_take_stops_at_once_with_one_line(
     service: Service,
     tmp_path: Path,
     videos_dir: Path,
     models_mirror: Path,
-    key: str,
+    camera_id: str | None,
+    env: dict[str, str],
     expected: str,
 ) -> None:
     video = videos_dir / "throw_facade_ball_720p30.mp4"
 
     result = _watch_remote(
-        service, video, tmp_path / "worker", models_mirror, CITYWATCH_CAMERA_API_KEY=key
+        service, video, tmp_path / "worker", models_mirror, camera_id, **env
     )
 
     assert result.returncode == 2
