@@ -37,6 +37,10 @@ class VerifyingAnalyzer(Protocol):
     def take_verification_outcomes(self) -> list[CheckOutcome]: ...
 
 
+# Longest pause, in stream seconds, between questions to a service that is away.
+_MAX_WAIT_S = 60.0
+
+
 class CameraVerifier:
     def __init__(
         self,
@@ -48,6 +52,7 @@ class CameraVerifier:
         self._worker = worker
         self._channel = channel
         self._poll_s = poll_s
+        self._wait_s = poll_s  # grows while the service does not answer
         self._last_poll_ts_s: float | None = None
         self._started: set[str] = set()
         self._analyzers: list[VerifyingAnalyzer] = [
@@ -69,7 +74,7 @@ class CameraVerifier:
     def _due(self, ts_s: float) -> bool:
         if (
             self._last_poll_ts_s is not None
-            and ts_s - self._last_poll_ts_s < self._poll_s
+            and ts_s - self._last_poll_ts_s < self._wait_s
         ):
             return False
         self._last_poll_ts_s = ts_s
@@ -81,8 +86,19 @@ class CameraVerifier:
                 self._worker.camera.camera_id
             )
         except CitywatchError as exc:
-            self.log.warning("cannot ask the service for fixes to verify: %s", exc)
+            # Asked on the analysis thread: a service that is away must not
+            # be waited for every second, nor fill the log.
+            if self._wait_s == self._poll_s:
+                self.log.warning(
+                    "cannot ask the service for fixes to verify: %s; asking "
+                    "less often until it answers",
+                    exc,
+                )
+            self._wait_s = min(self._wait_s * 2, _MAX_WAIT_S)
             return
+        if self._wait_s != self._poll_s:
+            self.log.info("the service answers again; fixes are verified as usual")
+            self._wait_s = self._poll_s
         for request in requests:
             if request.ticket_id in self._started:
                 continue
