@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -99,6 +100,9 @@ def watch(
     from api.settings import get_settings
     from api.watch import watch_source
 
+    # A service manager stops with SIGTERM: end as Ctrl-C does, filing the
+    # events that wait for their post-roll.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     report = _guarded(
         lambda: watch_source(source, camera, get_settings(), remote=remote)
     )
