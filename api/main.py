@@ -306,13 +306,29 @@ def run_server(settings: Settings, camera_dir: Path | None = None) -> None:
     cameras = None
     if camera_dir is not None:
         cameras = CameraFleet(settings, camera_files_in(camera_dir))
+    store = _store_at_start(settings)
     logger.info("serving the API on %s:%s", settings.api_host, settings.api_port)
     uvicorn.run(
-        create_app(settings, cameras=cameras),
+        create_app(settings, cameras=cameras, store=store),
         host=settings.api_host,
         port=settings.api_port,
         log_level=settings.log_level.lower(),
     )
+
+
+def _store_at_start(settings: Settings) -> ObjectStore | None:
+    """The evidence store, checked (and its bucket made) before serving. One
+    that cannot be reached does not stop the service, whose tickets stay
+    reviewable: it is said now, and asked for again on each request."""
+    try:
+        return build_store(settings)
+    except StoreError as exc:
+        logger.warning(
+            "evidence store unavailable at start: %s; evidence requests answer "
+            "503 until it is back",
+            exc,
+        )
+        return None
 
 
 def _check_port_free(host: str, port: int) -> None:
