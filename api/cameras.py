@@ -66,7 +66,8 @@ def make_sink(settings: Settings) -> DatabaseSink:
 
 
 def make_store(settings: Settings) -> ObjectStore:
-    return build_store(settings)
+    """The store of a camera worker, behind its spool."""
+    return build_store(settings, spooled=True)
 
 
 class CameraFleet:

@@ -15,8 +15,14 @@ if TYPE_CHECKING:
     from vision.evidence.objects import ObjectStore
 
 
-def build_store(settings: Settings) -> ObjectStore:
-    """The store that ``settings.store_kind`` names, ready to use."""
+def build_store(settings: Settings, *, spooled: bool = False) -> ObjectStore:
+    """The store that ``settings.store_kind`` names, ready to use.
+
+    ``spooled``: a spool will stand in front of it (a camera worker), so an
+    S3 store that does not answer at start is tolerated, with a warning: the
+    camera runs, its evidence waits in the spool, and the bucket is made
+    before the first upload. A store that refuses the credentials still
+    fails here."""
     if settings.store_kind == "local":
         from vision.evidence.local import LocalDirStore
 
@@ -36,6 +42,7 @@ def build_store(settings: Settings) -> ObjectStore:
         bucket=settings.s3_bucket,
         secure=settings.s3_secure,
         region=settings.s3_region,
+        tolerate_unreachable=spooled,
     )
 
 

@@ -125,12 +125,14 @@ def watch_source(
     if remote:
         with _service_sink(camera, settings) as service:
             sink = _keeping(service, camera, settings)
-            store = _spooled_store(build_store(settings), camera, settings, sink)
+            store = _spooled_store(
+                build_store(settings, spooled=True), camera, settings, sink
+            )
             run = _run(source, camera, analyzers, store, sink)
         tickets = [_remote_summary(e, filed, store) for e, filed in run.filed]
         filed_at = f"service: {service.base_url}"
         return _report(camera, run, tickets, filed_at, store, sink.outbox)
-    inner_store = build_store(settings)
+    inner_store = build_store(settings, spooled=True)
 
     assert settings.database_url is not None  # derived by Settings
     upgrade(settings.database_url)

@@ -48,7 +48,7 @@ def test_evidence_the_store_refused_is_uploaded_by_the_next_run(
     tmp_path: Path, videos_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = _StoreThatIsDown(tmp_path / "store")
-    monkeypatch.setattr(watch, "build_store", lambda settings: store)
+    monkeypatch.setattr(watch, "build_store", lambda settings, **_: store)
     settings = Settings(data_dir=tmp_path)
     video = str(videos_dir / "throw_facade_ball_720p30.mp4")
 
@@ -67,3 +67,32 @@ def test_evidence_the_store_refused_is_uploaded_by_the_next_run(
     assert [t.evidence_state for t in after.tickets] == ["stored"]
     assert _evidence_states(tmp_path) == ["stored"]
     assert all(store.exists(key) for key in during.spooled)
+
+
+@pytest.mark.slow
+def test_a_store_down_at_start_does_not_keep_the_camera_from_running(
+    tmp_path: Path, videos_dir: Path, s3_server
+) -> None:
+    settings = Settings(
+        data_dir=tmp_path,
+        store_kind="s3",
+        s3_endpoint=s3_server.endpoint,
+        s3_access_key=s3_server.access_key,
+        s3_secret_key=s3_server.secret_key,
+        s3_bucket="made-when-the-store-is-back",
+        s3_secure=False,
+    )
+    video = str(videos_dir / "throw_facade_ball_720p30.mp4")
+
+    s3_server.stop()
+    try:
+        during = watch.watch_source(video, None, settings)
+    finally:
+        s3_server.start()
+    after = watch.watch_source(video, None, settings)
+
+    assert [t.evidence_state for t in during.tickets] == ["pending"]
+    assert len(during.spooled) == 4
+    assert after.spooled == []
+    assert [t.evidence_state for t in after.tickets] == ["stored"]
+    assert _evidence_states(tmp_path) == ["stored"]
