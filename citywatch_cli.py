@@ -122,6 +122,8 @@ def _print_report(report) -> None:
             notes.append(
                 f"filed before, now {ticket.filed_before_as}; evidence left as it was"
             )
+        if ticket.attached:
+            notes.append("repeats this open ticket at the same place; attached to it")
         typer.echo(
             f"  ticket {ticket.ticket_id}  {ticket.category:<16} "
             f"{ticket.started_ts_s:6.1f}-{ticket.ended_ts_s:6.1f} s  "

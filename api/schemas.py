@@ -303,6 +303,11 @@ class EventFiled(_Body):
         description="True when the event repeats an open ticket's place and "
         "was attached to it.",
     )
+    evidence_state: EvidenceState | None = Field(
+        default=None,
+        description="The ticket's evidence as filed: 'missing' where objects "
+        "said to be stored are not in the service's store.",
+    )
 
 
 class VerificationRequestPublic(_Body):

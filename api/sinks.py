@@ -88,7 +88,8 @@ class DatabaseSink:
                     duplicate_iou=self.duplicate_iou,
                     notifier=self._notifier,
                 )
-                return FiledTicket(ticket_id=str(ticket.id), created=created)
+                attached = not created and ticket.event_id != event.event_id
+                return FiledTicket(str(ticket.id), created=created, attached=attached)
         except (OperationalError, DisconnectionError) as exc:
             raise TicketServiceUnavailable(
                 f"could not file event {event.event_id}: the database is "
@@ -196,6 +197,8 @@ class HttpSink:
         return FiledTicket(
             ticket_id=str(body["ticket_id"]),
             created=response.status_code == httpx.codes.CREATED,
+            attached=bool(body.get("attached", False)),
+            evidence_state=body.get("evidence_state"),
         )
 
     def filed_before(self, event_id: str) -> FiledTicket | None:

@@ -61,6 +61,8 @@ class FiledTicketSummary:
     evidence: list[tuple[str, str]]  # (kind, where it lies)
     # Filed by an earlier run of the same recording; its state then.
     filed_before_as: str | None = None
+    # Attached to an open ticket at the same place, which keeps its evidence.
+    attached: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,6 +295,19 @@ def _remote_summary(
     waiting = set(store.pending_keys())
     if state is EvidenceState.PENDING and not waiting & {i.key for i in event.evidence}:
         state = EvidenceState.STORED
+    if filed.evidence_state == EvidenceState.MISSING:
+        state = EvidenceState.MISSING  # the service could not find it
+    if filed.attached:
+        # The open ticket at the same place keeps its own evidence.
+        return FiledTicketSummary(
+            ticket_id=filed.ticket_id,
+            category=event.category.value,
+            started_ts_s=event.started_ts_s,
+            ended_ts_s=event.ended_ts_s,
+            evidence_state=None,
+            evidence=[],
+            attached=True,
+        )
     return FiledTicketSummary(
         ticket_id=filed.ticket_id,
         category=event.category.value,
@@ -333,6 +348,7 @@ def _summary(
         evidence_state=evidence_state,
         evidence=[(kind, describe_store(store, key)) for kind, key in evidence],
         filed_before_as=filed.state,
+        attached=filed.attached,
     )
 
 

@@ -273,3 +273,4 @@ def test_evidence_written_to_another_store_is_filed_missing(
     assert detail["evidence_state"] == "missing"
     reasons = {item["reason"] for item in detail["evidence"]}
     assert reasons == {"not in the service's evidence store"}
+    assert "evidence missing" in result.stdout  # the operator sees it too

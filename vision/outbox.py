@@ -121,6 +121,12 @@ class KeepingSink:
         self.refile()  # the service answers: what waited goes now
         return filed
 
+    def keep(self, event: Event) -> Path:
+        """Keep an event for a later filing without trying the service now
+        (the camera is being stopped)."""
+        with self._lock:
+            return self.outbox.keep(event)
+
     def refile(self) -> int:
         """File what the outbox holds, oldest first, until the sink fails;
         returns how many were filed."""

@@ -22,6 +22,11 @@ class FiledTicket:
     # The ticket's state, where the sink says (a recording analysed again
     # finds its tickets already reviewed).
     state: str | None = None
+    # The event repeated an open ticket's place and was attached to it: the
+    # ticket keeps its own evidence.
+    attached: bool = False
+    # The ticket's evidence state as the service filed it, where it says.
+    evidence_state: str | None = None
 
 
 class VerificationOutcome(StrEnum):

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from vision.analyze import Analyzer
 from vision.config import CameraConfig
 from vision.errors import CitywatchError
-from vision.evidence.writer import EvidenceWriter
+from vision.evidence.writer import EvidenceWriter, missing_clip
 from vision.health import CameraHealth
 from vision.ingest.live import LiveReader
 from vision.ingest.packets import HeldPacket, PacketRing
@@ -341,6 +341,12 @@ class CameraWorker:
                 deliver(event)
                 return
             filed = self._sink.file(event)
+        except (KeyboardInterrupt, SystemExit):
+            # Stopped while the evidence was written or the ticket filed (a
+            # store that hangs, a second Ctrl-C): keep what the camera saw.
+            if deliver is None:
+                self._keep_unfiled(event)
+            raise
         except CitywatchError as exc:
             self.log.error(
                 "camera %s: event %s could not be filed: %s",
@@ -353,12 +359,40 @@ class CameraWorker:
             self.stats.filed.append((event, filed))
             if filed.created:
                 self.stats.tickets_created += 1
+        if filed.attached:
+            self.log.info(
+                "camera %s: %s event %s repeats open ticket %s at the same "
+                "place; attached to it, which keeps its own evidence",
+                self.camera.camera_id,
+                event.category.value,
+                event.event_id,
+                filed.ticket_id,
+            )
+            return
         self.log.info(
             "camera %s: filed %s ticket %s (evidence %s)",
             self.camera.camera_id,
             event.category.value,
             filed.ticket_id,
-            event.evidence_state.value,
+            filed.evidence_state or event.evidence_state.value,
+        )
+
+    def _keep_unfiled(self, event: Event) -> None:
+        """Hand an event the camera was stopped in the middle of filing to
+        the sink's outbox, if it has one; its evidence, if not yet written,
+        is recorded missing."""
+        keep = getattr(self._sink, "keep", None)
+        if keep is None:
+            return
+        if not event.evidence:
+            reason = "the camera was stopped while its evidence was written"
+            event = event.model_copy(update={"evidence": [missing_clip(event, reason)]})
+        path = keep(event)
+        self.log.warning(
+            "camera %s: stopped while filing event %s; kept in %s for the next run",
+            self.camera.camera_id,
+            event.event_id,
+            path,
         )
 
     def _filed_before(self, event: Event) -> FiledTicket | None:

@@ -87,6 +87,7 @@ def post_event(
         ticket_id=ticket.id,
         created=created,
         attached=not created and ticket.event_id != event.event_id,
+        evidence_state=ticket.evidence_state,
     )
 
 

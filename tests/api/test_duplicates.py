@@ -57,6 +57,7 @@ def test_same_place_attaches_and_side_by_side_files_two(client: TestClient) -> N
             "ticket_id": first["ticket_id"],
             "created": False,
             "attached": True,
+            "evidence_state": "stored",
         }
     ticket = client.get(f"/api/tickets/{first['ticket_id']}").json()
     assert ticket["duplicate_count"] == 2

@@ -445,6 +445,7 @@ def test_reposting_the_same_event_id_files_no_second_ticket(
             "ticket_id": first.json()["ticket_id"],
             "created": False,
             "attached": False,
+            "evidence_state": "stored",
         }
     )
     with session_factory() as session:

@@ -147,3 +147,66 @@ def test_evidence_of_a_kept_event_is_never_purged(tmp_path: Path) -> None:
         sink.file(kept)
 
     assert sink.evidence_purgeable(kept.event_id) is False
+
+
+class _WriterStoppedMidway:
+    """An evidence writer interrupted (Ctrl-C) while it uploads the clip."""
+
+    def write(self, event: Event, frames, camera) -> Event:  # type: ignore[no-untyped-def]
+        raise KeyboardInterrupt
+
+
+def test_an_event_being_filed_when_the_camera_is_stopped_is_kept(
+    tmp_path: Path,
+) -> None:
+    from datetime import UTC, datetime
+
+    import numpy as np
+
+    from vision.config import CameraConfig
+    from vision.types import Category, Frame
+    from vision.worker import CameraWorker
+
+    class _FindsOne:
+        name = "finds-one"
+
+        def process(self, frame: Frame) -> list[Event]:
+            return []
+
+        def finish(self) -> list[Event]:
+            return [
+                Event(
+                    camera_id="gate-east",
+                    category=Category.GARBAGE,
+                    rule="finds-one",
+                    started_ts_s=0.0,
+                    ended_ts_s=0.0,
+                    detected_ts_s=0.0,
+                    started_at=datetime(2026, 5, 1, tzinfo=UTC),
+                )
+            ]
+
+    service = _FlakyService()
+    sink = KeepingSink(service, Outbox(tmp_path / "outbox"))
+    worker = CameraWorker(
+        CameraConfig(camera_id="gate-east", throw={"enabled": False}),
+        [_FindsOne()],
+        _WriterStoppedMidway(),  # type: ignore[arg-type]
+        sink,
+        session_key="test",
+    )
+    frame = Frame(
+        image=np.zeros((48, 64, 3), np.uint8),
+        ts_s=0.0,
+        index=0,
+        captured_at=datetime(2026, 5, 1, tzinfo=UTC),
+    )
+
+    with pytest.raises(KeyboardInterrupt):
+        worker.run([frame])
+
+    assert service.events == []
+    assert sink.refile() == 1  # the next run files it
+    (filed,) = service.events
+    assert filed.evidence_state is EvidenceState.MISSING
+    assert "stopped while its evidence was written" in (filed.evidence[0].reason or "")

@@ -65,7 +65,7 @@ class EvidenceWriter:
                 event.event_id,
             )
             return event.model_copy(
-                update={"evidence": [_missing_clip(event, "no frames were held")]}
+                update={"evidence": [missing_clip(event, "no frames were held")]}
             )
 
         prefix = evidence_prefix(event)
@@ -209,7 +209,8 @@ def _frame_nearest(frames: Sequence[BufferedFrame], ts_s: float) -> BufferedFram
     return min(frames, key=lambda f: abs(f.ts_s - ts_s))
 
 
-def _missing_clip(event: Event, reason: str) -> EvidenceItem:
+def missing_clip(event: Event, reason: str) -> EvidenceItem:
+    """The clip an event should have had, recorded as missing with why."""
     return EvidenceItem(
         kind=EvidenceKind.CLIP,
         key=f"{evidence_prefix(event)}/clip.mp4",
