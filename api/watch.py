@@ -297,28 +297,22 @@ def _remote_summary(
         state = EvidenceState.STORED
     if filed.evidence_state == EvidenceState.MISSING:
         state = EvidenceState.MISSING  # the service could not find it
-    if filed.attached:
-        # The open ticket at the same place keeps its own evidence.
-        return FiledTicketSummary(
-            ticket_id=filed.ticket_id,
-            category=event.category.value,
-            started_ts_s=event.started_ts_s,
-            ended_ts_s=event.ended_ts_s,
-            evidence_state=None,
-            evidence=[],
-            attached=True,
-        )
+    # A ticket filed before, or the open ticket at the same place this event
+    # was attached to, keeps its own evidence, which only the service knows.
+    own = not (filed.state or filed.attached)
     return FiledTicketSummary(
         ticket_id=filed.ticket_id,
         category=event.category.value,
         started_ts_s=event.started_ts_s,
         ended_ts_s=event.ended_ts_s,
-        evidence_state=None if filed.state else state.value,
+        evidence_state=state.value if own else None,
         evidence=[
             (item.kind.value, describe_store(store, item.key))
             for item in event.evidence
+            if not filed.attached
         ],
         filed_before_as=filed.state,
+        attached=filed.attached,
     )
 
 
