@@ -48,6 +48,30 @@ class S3Server:
         self._env = {**os.environ, **(env or {})}
         self._process: subprocess.Popen[bytes] | None = None
 
+    def store_env(self, bucket: str) -> dict[str, str]:
+        """The service's settings for this server and ``bucket``, as
+        environment variables (for a `citywatch` process)."""
+        return {
+            "CITYWATCH_STORE_KIND": "s3",
+            "CITYWATCH_S3_ENDPOINT": self.endpoint,
+            "CITYWATCH_S3_ACCESS_KEY": self.access_key,
+            "CITYWATCH_S3_SECRET_KEY": self.secret_key,
+            "CITYWATCH_S3_BUCKET": bucket,
+            "CITYWATCH_S3_SECURE": "false",
+        }
+
+    def store_settings(self, bucket: str) -> dict[str, object]:
+        """The same as ``Settings`` keyword arguments (for the service in
+        the test's own process)."""
+        return {
+            "store_kind": "s3",
+            "s3_endpoint": self.endpoint,
+            "s3_access_key": self.access_key,
+            "s3_secret_key": self.secret_key,
+            "s3_bucket": bucket,
+            "s3_secure": False,
+        }
+
     @property
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None

@@ -64,22 +64,9 @@ def service(tmp_path: Path, s3_server) -> Iterator[Service]:
     from api.settings import Settings
 
     bucket = f"remote-{uuid.uuid4().hex[:12]}"
-    s3_env = {
-        "CITYWATCH_STORE_KIND": "s3",
-        "CITYWATCH_S3_ENDPOINT": s3_server.endpoint,
-        "CITYWATCH_S3_ACCESS_KEY": s3_server.access_key,
-        "CITYWATCH_S3_SECRET_KEY": s3_server.secret_key,
-        "CITYWATCH_S3_BUCKET": bucket,
-        "CITYWATCH_S3_SECURE": "false",
-    }
+    s3_env = s3_server.store_env(bucket)
     settings = Settings(
-        data_dir=tmp_path / "service",
-        store_kind="s3",
-        s3_endpoint=s3_server.endpoint,
-        s3_access_key=s3_server.access_key,
-        s3_secret_key=s3_server.secret_key,
-        s3_bucket=bucket,
-        s3_secure=False,
+        data_dir=tmp_path / "service", **s3_server.store_settings(bucket)
     )
     assert settings.database_url is not None
     upgrade(settings.database_url)

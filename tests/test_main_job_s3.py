@@ -28,12 +28,7 @@ def test_throw_evidence_lands_in_the_bucket_with_its_media_types(
         ["watch", str(videos_dir / "throw_facade_ball_720p30.mp4")],
         tmp_path,
         models_mirror,
-        CITYWATCH_STORE_KIND="s3",
-        CITYWATCH_S3_ENDPOINT=s3_server.endpoint,
-        CITYWATCH_S3_ACCESS_KEY=s3_server.access_key,
-        CITYWATCH_S3_SECRET_KEY=s3_server.secret_key,
-        CITYWATCH_S3_BUCKET=bucket,
-        CITYWATCH_S3_SECURE="false",
+        **s3_server.store_env(bucket),
     )
     assert result.returncode == 0, result.stderr
     assert f"s3://{bucket}/" in result.stdout
@@ -66,27 +61,12 @@ def test_the_api_serves_evidence_from_the_bucket_to_a_reviewer(
     from api.main import create_app
     from api.settings import Settings
 
-    s3_env = {
-        "CITYWATCH_STORE_KIND": "s3",
-        "CITYWATCH_S3_ENDPOINT": s3_server.endpoint,
-        "CITYWATCH_S3_ACCESS_KEY": s3_server.access_key,
-        "CITYWATCH_S3_SECRET_KEY": s3_server.secret_key,
-        "CITYWATCH_S3_BUCKET": "api-evidence",
-        "CITYWATCH_S3_SECURE": "false",
-    }
+    s3_env = s3_server.store_env("api-evidence")
     video = videos_dir / "throw_facade_ball_720p30.mp4"
     result = run_citywatch(["watch", str(video)], tmp_path, models_mirror, **s3_env)
     assert result.returncode == 0, result.stderr
 
-    settings = Settings(
-        data_dir=tmp_path,
-        store_kind="s3",
-        s3_endpoint=s3_server.endpoint,
-        s3_access_key=s3_server.access_key,
-        s3_secret_key=s3_server.secret_key,
-        s3_bucket="api-evidence",
-        s3_secure=False,
-    )
+    settings = Settings(data_dir=tmp_path, **s3_server.store_settings("api-evidence"))
     engine = make_engine(settings.database_url)
     session_factory = make_session_factory(engine)
     app = create_app(settings, session_factory=session_factory)

@@ -73,15 +73,8 @@ def test_evidence_the_store_refused_is_uploaded_by_the_next_run(
 def test_a_store_down_at_start_does_not_keep_the_camera_from_running(
     tmp_path: Path, videos_dir: Path, s3_server
 ) -> None:
-    settings = Settings(
-        data_dir=tmp_path,
-        store_kind="s3",
-        s3_endpoint=s3_server.endpoint,
-        s3_access_key=s3_server.access_key,
-        s3_secret_key=s3_server.secret_key,
-        s3_bucket="made-when-the-store-is-back",
-        s3_secure=False,
-    )
+    bucket = "made-when-the-store-is-back"
+    settings = Settings(data_dir=tmp_path, **s3_server.store_settings(bucket))
     video = str(videos_dir / "throw_facade_ball_720p30.mp4")
 
     s3_server.stop()

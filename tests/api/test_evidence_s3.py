@@ -30,12 +30,7 @@ def test_clip_is_proxied_from_s3_with_ranges(
     settings = Settings(
         data_dir=tmp_path,
         database_url=f"sqlite:///{database}",
-        store_kind="s3",
-        s3_endpoint=s3_server.endpoint,
-        s3_access_key=s3_server.access_key,
-        s3_secret_key=s3_server.secret_key,
-        s3_bucket=f"evidence-{uuid.uuid4().hex[:8]}",
-        s3_secure=False,
+        **s3_server.store_settings(f"evidence-{uuid.uuid4().hex[:8]}"),
     )
     writer_store = build_store(settings)
     event = make_event(event_id="evt-s3")
