@@ -131,7 +131,8 @@ def watch_source(
                 build_store(settings, spooled=True), camera, settings, sink
             )
             run = _run(source, camera, analyzers, store, sink)
-        tickets = [_remote_summary(e, filed, store) for e, filed in run.filed]
+        waiting = set(store.pending_keys())
+        tickets = [_remote_summary(e, f, store, waiting) for e, f in run.filed]
         filed_at = f"service: {service.base_url}"
         return _report(camera, run, tickets, filed_at, store, sink.outbox)
     inner_store = build_store(settings, spooled=True)
@@ -269,7 +270,7 @@ def _report(
     run: _Run,
     tickets: list[FiledTicketSummary],
     filed_at: str,
-    store: ObjectStore,
+    store: SpoolingStore,
     outbox: Outbox,
 ) -> WatchReport:
     return WatchReport(
@@ -280,19 +281,19 @@ def _report(
         filed_at=filed_at,
         store=describe_store(store, ""),
         kept=[str(path) for path in outbox.kept()],
-        spooled=store.pending_keys() if isinstance(store, SpoolingStore) else [],
-        spool_dir=str(getattr(store, "spool_dir", "")),
+        spooled=store.pending_keys(),
+        spool_dir=str(store.spool_dir),
     )
 
 
 def _remote_summary(
-    event: Event, filed: FiledTicket, store: SpoolingStore
+    event: Event, filed: FiledTicket, store: ObjectStore, waiting: set[str]
 ) -> FiledTicketSummary:
     """One ticket filed at the service; one filed before keeps the evidence
     it was filed with, which only the service knows. Evidence spooled at the
-    filing and uploaded since shows stored (the service was told)."""
+    filing and uploaded since (not ``waiting`` in the spool) shows stored:
+    the service was told."""
     state = event.evidence_state
-    waiting = set(store.pending_keys())
     if state is EvidenceState.PENDING and not waiting & {i.key for i in event.evidence}:
         state = EvidenceState.STORED
     if filed.evidence_state == EvidenceState.MISSING:

@@ -40,17 +40,35 @@ class Outbox:
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
+        # Kept up to date by every change made here, and counted again at
+        # each listing, so that asking "anything waiting?" on every filing
+        # and status tick reads no directory.
+        self._count_lock = threading.Lock()
+        self._count = 0
+        self.kept()
+
+    @property
+    def count(self) -> int:
+        """Events waiting."""
+        return self._count
 
     def keep(self, event: Event) -> Path:
         """Write the event, whole or not at all (a crash leaves no half file)."""
         path = self.path_of(event.event_id)
         partial = path.with_suffix(".part")
         partial.write_text(event.model_dump_json(), encoding="utf-8")
-        os.replace(partial, path)
+        with self._count_lock:
+            known = path.exists()
+            os.replace(partial, path)
+            if not known:
+                self._count += 1
         return path
 
     def kept(self) -> list[Path]:
-        files = [p for p in self.directory.glob("*.json") if p.is_file()]
+        """The waiting events' files, oldest first."""
+        with self._count_lock:
+            files = [p for p in self.directory.glob("*.json") if p.is_file()]
+            self._count = len(files)
         return sorted(files, key=lambda p: p.stat().st_mtime_ns)
 
     def holds(self, event_id: str) -> bool:
@@ -65,8 +83,7 @@ class Outbox:
         try:
             return Event.model_validate_json(text)
         except (ValidationError, ValueError) as exc:
-            aside = path.with_suffix(".damaged")
-            os.replace(path, aside)
+            aside = self.set_aside(path, ".damaged")
             logger.error(
                 "outbox %s: %s cannot be read and was set aside as %s: %s",
                 self.directory,
@@ -77,7 +94,25 @@ class Outbox:
             return None
 
     def remove(self, event_id: str) -> None:
-        self.path_of(event_id).unlink(missing_ok=True)
+        self._take_out(self.path_of(event_id), None)
+
+    def set_aside(self, path: Path, suffix: str) -> Path:
+        """Move a kept file out of the way (damaged, refused) for a person
+        to look at; it is not tried again."""
+        aside = path.with_suffix(suffix)
+        self._take_out(path, aside)
+        return aside
+
+    def _take_out(self, path: Path, aside: Path | None) -> None:
+        with self._count_lock:
+            try:
+                if aside is None:
+                    path.unlink()
+                else:
+                    os.replace(path, aside)
+            except FileNotFoundError:
+                return
+            self._count -= 1
 
     def path_of(self, event_id: str) -> Path:
         # Event ids are hex or uuid-like; anything else is made safe.
@@ -106,7 +141,7 @@ class KeepingSink:
 
     @property
     def kept_count(self) -> int:
-        return len(self.outbox.kept())
+        return self.outbox.count
 
     def file(self, event: Event) -> FiledTicket:
         try:
@@ -131,6 +166,8 @@ class KeepingSink:
         """File what the outbox holds, oldest first, until the sink fails;
         returns how many were filed."""
         filed_now = 0
+        if not self.outbox.count:
+            return 0
         with self._lock:
             for path in self.outbox.kept():
                 event = self.outbox.load(path)
@@ -217,8 +254,7 @@ class KeepingSink:
         self.outbox.keep(event)
 
     def _set_aside(self, path: Path, exc: Exception) -> None:
-        aside = path.with_suffix(".refused")
-        os.replace(path, aside)
+        aside = self.outbox.set_aside(path, ".refused")
         logger.error(
             "outbox %s: the service refused kept event %s; set aside as %s: %s",
             self.outbox.directory,
