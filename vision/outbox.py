@@ -23,7 +23,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from vision.errors import SinkUnavailable
+from vision.errors import SinkError, SinkUnavailable
 from vision.sink import FiledTicket, TicketSink
 from vision.types import Event, EvidenceState
 
@@ -147,8 +147,13 @@ class KeepingSink:
         try:
             filed = self.inner.file(event)
         except SinkUnavailable as exc:
-            with self._lock:
-                path = self.outbox.keep(event)
+            try:
+                path = self.keep(event)
+            except OSError as disk:  # a full or broken disk: say so, go on
+                raise SinkError(
+                    f"{exc}; the event could not be kept either "
+                    f"({self.outbox.directory}: {disk.strerror or disk}); it is lost"
+                ) from exc
             raise EventKept(
                 f"{exc}; the event is kept in {path} and will be filed when "
                 "the service answers"

@@ -387,7 +387,16 @@ class CameraWorker:
         if not event.evidence:
             reason = "the camera was stopped while its evidence was written"
             event = event.model_copy(update={"evidence": [missing_clip(event, reason)]})
-        path = keep(event)
+        try:
+            path = keep(event)
+        except OSError as exc:
+            self.log.error(
+                "camera %s: stopped while filing event %s, which could not be kept: %s",
+                self.camera.camera_id,
+                event.event_id,
+                exc.strerror or exc,
+            )
+            return
         self.log.warning(
             "camera %s: stopped while filing event %s; kept in %s for the next run",
             self.camera.camera_id,

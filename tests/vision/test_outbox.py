@@ -210,3 +210,23 @@ def test_an_event_being_filed_when_the_camera_is_stopped_is_kept(
     (filed,) = service.events
     assert filed.evidence_state is EvidenceState.MISSING
     assert "stopped while its evidence was written" in (filed.evidence[0].reason or "")
+
+
+def test_an_outbox_on_a_full_disk_says_the_event_is_lost_without_crashing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    service = _FlakyService()
+    service.down = True
+    outbox = Outbox(tmp_path / "outbox")
+    sink = KeepingSink(service, outbox)
+
+    def full(event: Event) -> Path:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(outbox, "keep", full)
+
+    with pytest.raises(SinkError, match=r"could not be kept either.*No space left"):
+        sink.file(make_event(camera_id="gate-east"))
+    assert outbox.count == 0
